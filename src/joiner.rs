@@ -1,0 +1,312 @@
+//! Joining (SPEC section 6): the connector thread.
+//!
+//! The joiner connects from this peer's own listening port and reads one reply. A Welcome
+//! ends the join: the other peer enters the table and the link is held open. A Redirect
+//! lists peers to try instead. The search goes depth first: after the first peer listed,
+//! it tries the peers of the most recent Redirect (in random order) before older ones.
+//! In a network that grows by joins, peers deeper in the overlay joined later and are the
+//! likeliest to have free slots, and the random order keeps many joiners from queueing
+//! on the same peer. No address is tried twice, this peer never tries itself, and the
+//! whole search is bounded in attempts and time.
+
+use crate::link;
+use crate::node::Shared;
+use crate::output::{peer_list, say};
+use crate::reader::{Deadline, ReadError, read_message};
+use crate::sockets::connect_from;
+use crate::wire::{Kind, Message, hex};
+use rand::seq::SliceRandom;
+use std::collections::HashSet;
+use std::fmt;
+use std::io;
+use std::net::{SocketAddrV4, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The connector thread: join `first` (auto-joining elsewhere if redirected), then hold the
+/// link that results until it closes.
+pub fn run_connector(first: SocketAddrV4, shared: &Arc<Shared>) {
+    let Some(Joined {
+        stream,
+        peer,
+        welcome,
+    }) = join(first, shared)
+    else {
+        if !shared.stopping() {
+            say("No peer accepted the join; running standalone\n");
+        }
+        return;
+    };
+    // The accepting peer enters the table before the join is printed.
+    let Some(slot) = shared.table.insert(peer) else {
+        log::warn!(
+            "{} at {peer} accepted the join, but this peer's table filled up meanwhile ({} peers); closing that link",
+            welcome.sender_id(),
+            shared.table.capacity()
+        );
+        return;
+    };
+    say(&welcome_lines(peer, &welcome, shared.clock.now()));
+    link::hold(stream, peer, slot, shared);
+}
+
+/// A peer that sent a Welcome, and the open link to it.
+pub struct Joined {
+    pub stream: TcpStream,
+    pub peer: SocketAddrV4,
+    pub welcome: Message,
+}
+
+/// Why one attempt did not end in a Welcome.
+#[derive(Debug)]
+enum Failure {
+    Connect(io::Error),
+    Reply(ReadError),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Connect(e) => write!(f, "cannot connect: {e}"),
+            Failure::Reply(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Joins `first`, following Redirects, until a peer sends a Welcome or the search ends.
+pub fn join(first: SocketAddrV4, shared: &Shared) -> Option<Joined> {
+    let limits = &shared.limits;
+    let started = Instant::now();
+    let mut search = Search::new(shared.addr);
+    search.offer(&[first], false);
+    let mut first_redirect = true;
+    let mut attempts = 0;
+    while let Some(peer) = search.next() {
+        if shared.stopping() {
+            return None;
+        }
+        if attempts == limits.max_attempts {
+            log::warn!("auto-join gave up after {attempts} attempts");
+            return None;
+        }
+        let left = limits.budget.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            log::warn!(
+                "auto-join gave up after {:.0} s and {attempts} attempts",
+                limits.budget.as_secs_f64()
+            );
+            return None;
+        }
+        if shared.table.contains(peer) {
+            log::debug!("skipping {peer}: already linked with this peer");
+            continue;
+        }
+        attempts += 1;
+        match attempt(peer, shared, left) {
+            Err(failure) => log::warn!("join {peer}: {failure}"),
+            Ok((stream, message)) => match message.kind() {
+                Kind::Welcome => {
+                    return Some(Joined {
+                        stream,
+                        peer,
+                        welcome: message,
+                    });
+                }
+                Kind::Redirect => {
+                    say(&redirect_lines(peer, &message));
+                    search.offer(message.peers(), !first_redirect);
+                    first_redirect = false;
+                }
+            },
+        }
+    }
+    None
+}
+
+/// One attempt: connect from our port and read one whole reply, within `left` at most.
+fn attempt(
+    peer: SocketAddrV4,
+    shared: &Shared,
+    left: Duration,
+) -> Result<(TcpStream, Message), Failure> {
+    let limits = &shared.limits;
+    let stream = connect_from(shared.addr, peer, limits.connect_timeout.min(left))
+        .map_err(Failure::Connect)?;
+    let left = left.saturating_sub(Duration::from_millis(1));
+    let mut reader = Deadline::new(&stream, limits.read_timeout.min(left));
+    let (message, raw) = read_message(&mut reader).map_err(Failure::Reply)?;
+    log::debug!(
+        "{} from {peer} ({}): {} peers listed; bytes: {}",
+        message.kind(),
+        message.sender_id(),
+        message.peers().len(),
+        hex(&raw)
+    );
+    Ok((stream, message))
+}
+
+/// The lines printed for a Welcome from `peer`, at timer value `timestamp`.
+fn welcome_lines(peer: SocketAddrV4, message: &Message, timestamp: u32) -> String {
+    let connected = format!(
+        "Connected to peer {}:{} at timestamp: {timestamp}\n",
+        message.sender_id(),
+        peer.port()
+    );
+    connected + &ack_lines(peer, message)
+}
+
+/// The lines printed for a Redirect from `peer`.
+fn redirect_lines(peer: SocketAddrV4, message: &Message) -> String {
+    let mut text = ack_lines(peer, message);
+    text.push_str("\nThe join has been declined; the auto-join process is performing ...\n\n");
+    text
+}
+
+/// `Received ack from ID:PORT` and, if the list is not empty, `which is peered with`.
+fn ack_lines(peer: SocketAddrV4, message: &Message) -> String {
+    let mut text = format!(
+        "Received ack from {}:{}\n",
+        message.sender_id(),
+        peer.port()
+    );
+    if !message.peers().is_empty() {
+        text.push_str(&format!(
+            "  which is peered with: {}\n",
+            peer_list(message.peers())
+        ));
+    }
+    text
+}
+
+/// The candidates of an auto-join: a stack, so the newest Redirect's peers come first.
+struct Search {
+    /// This peer's listening address, never to be tried.
+    own: SocketAddrV4,
+    /// Addresses tried or waiting, so none is tried twice.
+    seen: HashSet<SocketAddrV4>,
+    /// Addresses waiting; the last one is tried next.
+    stack: Vec<SocketAddrV4>,
+}
+
+impl Search {
+    fn new(own: SocketAddrV4) -> Search {
+        Search {
+            own,
+            seen: HashSet::new(),
+            stack: Vec::new(),
+        }
+    }
+
+    /// Adds the peers not seen before, to be tried before the older ones, in list order or
+    /// shuffled.
+    fn offer(&mut self, peers: &[SocketAddrV4], shuffle: bool) {
+        let mut fresh: Vec<SocketAddrV4> = Vec::new();
+        for &peer in peers {
+            if !self.seen.insert(peer) {
+                continue;
+            }
+            if peer.port() == 0 || peer.ip().is_unspecified() {
+                log::warn!("skipping {peer}: not an address a peer can be joined at");
+            } else if is_self(peer, self.own) {
+                log::debug!("skipping {peer}: that is this peer");
+            } else {
+                fresh.push(peer);
+            }
+        }
+        if shuffle {
+            fresh.shuffle(&mut rand::rng());
+        }
+        self.stack.extend(fresh.into_iter().rev());
+    }
+
+    fn next(&mut self) -> Option<SocketAddrV4> {
+        self.stack.pop()
+    }
+}
+
+/// True if `candidate` is this peer: same port, and an address of this machine that
+/// reaches our listener.
+fn is_self(candidate: SocketAddrV4, own: SocketAddrV4) -> bool {
+    if candidate.port() != own.port() {
+        return false;
+    }
+    if candidate.ip() == own.ip() {
+        return true;
+    }
+    if own.ip().is_loopback() {
+        // Listening on one loopback address: only that one reaches us.
+        return false;
+    }
+    // Listening on all interfaces: any address of this machine is us. Binding a UDP
+    // socket to an address succeeds only if the address is local.
+    own.ip().is_unspecified()
+        && (candidate.ip().is_loopback() || UdpSocket::bind((*candidate.ip(), 0)).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Kind;
+    use std::net::Ipv4Addr;
+
+    fn addr(port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)
+    }
+
+    #[test]
+    fn welcome_and_redirect_print_the_spec_lines() {
+        let lonely = Message::new(Kind::Welcome, "peer1", vec![]).unwrap();
+        assert_eq!(
+            welcome_lines(addr(5000), &lonely, 42),
+            "Connected to peer peer1:5000 at timestamp: 42\nReceived ack from peer1:5000\n"
+        );
+        let two = vec![addr(40000), addr(40001)];
+        let redirect = Message::new(Kind::Redirect, "p1", two).unwrap();
+        assert_eq!(
+            redirect_lines(addr(6000), &redirect),
+            "Received ack from p1:6000\n  which is peered with: [127.0.0.1:40000], [127.0.0.1:40001]\n\nThe join has been declined; the auto-join process is performing ...\n\n"
+        );
+    }
+
+    #[test]
+    fn the_first_listed_peer_is_tried_first_and_nothing_twice() {
+        let mut search = Search::new(addr(9));
+        search.offer(&[addr(1), addr(2), addr(3)], false);
+        assert_eq!(search.next(), Some(addr(1)));
+        search.offer(&[addr(1), addr(4)], true);
+        assert_eq!(
+            search.next(),
+            Some(addr(4)),
+            "the newest Redirect goes first"
+        );
+        assert_eq!(search.next(), Some(addr(2)));
+        assert_eq!(search.next(), Some(addr(3)));
+        assert_eq!(search.next(), None);
+    }
+
+    #[test]
+    fn never_tries_itself_or_unusable_addresses() {
+        let own = addr(9);
+        let mut search = Search::new(own);
+        let zero_port = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0);
+        let unspecified = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5);
+        search.offer(&[own, zero_port, unspecified, addr(10)], false);
+        assert_eq!(search.next(), Some(addr(10)));
+        assert_eq!(search.next(), None);
+    }
+
+    #[test]
+    fn recognises_itself_when_listening_on_all_interfaces() {
+        let own = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9);
+        assert!(is_self(addr(9), own));
+        assert!(!is_self(addr(10), own));
+        assert!(!is_self(
+            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 9),
+            own
+        ));
+        assert!(!is_self(
+            SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), 9),
+            addr(9)
+        ));
+    }
+}

@@ -1,0 +1,142 @@
+//! Being joined (SPEC section 5): the accept loop on the main thread.
+//!
+//! A join is the TCP connection itself. If the table has room the joiner gets a Welcome
+//! and its link gets a thread ([`crate::link`]); if not, it gets a Redirect and the
+//! connection is closed right here, so a flood of joins against a full table never
+//! costs a thread. The replies come ready-encoded from the table.
+
+use crate::link;
+use crate::node::Shared;
+use crate::output::say;
+use crate::sockets::{ipv4, send_reply};
+use crate::table::Admission;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// The first pause after `accept` fails for want of resources; it doubles up to the most.
+const BACKOFF_FIRST: Duration = Duration::from_millis(5);
+const BACKOFF_MOST: Duration = Duration::from_millis(100);
+
+/// Accepts joins until the peer is stopped.
+pub fn serve(listener: &TcpListener, shared: &Arc<Shared>) {
+    let mut trouble = AcceptTrouble::default();
+    while !shared.stopping() {
+        match listener.accept() {
+            Ok((stream, from)) => {
+                trouble.recovered();
+                if shared.stopping() {
+                    break;
+                }
+                answer(stream, from, shared);
+            }
+            Err(e) => trouble.failed(&e),
+        }
+    }
+}
+
+/// Answers one join with a Welcome or a Redirect.
+fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>) {
+    let Some(peer) = ipv4(from) else {
+        log::warn!("refusing {from}: cPTP carries IPv4 addresses only");
+        return;
+    };
+    match shared.table.admit(peer) {
+        Admission::Redirect { reply } => {
+            say(&format!("Peer table full: {peer} redirected\n"));
+            if let Err(e) = send_reply(&stream, &reply) {
+                log::info!("Redirect to {peer} not delivered: {e}");
+            }
+            log::debug!("sent Redirect to {peer}: {}", crate::wire::hex(&reply));
+        }
+        Admission::Welcome { slot, reply } => {
+            if let Err(e) = send_reply(&stream, &reply) {
+                shared.table.remove(slot);
+                log::warn!("Welcome to {peer} not delivered, entry dropped: {e}");
+                return;
+            }
+            log::debug!("sent Welcome to {peer}: {}", crate::wire::hex(&reply));
+            say(&format!("Connected from peer {peer}\n"));
+            link::spawn(stream, peer, slot, shared);
+        }
+    }
+}
+
+/// Tracks a run of failed accepts, so a burst is logged once rather than per failure.
+#[derive(Default)]
+struct AcceptTrouble {
+    /// Failures since the last successful accept.
+    failures: u64,
+    /// The pause before the next try, while out of resources.
+    backoff: Option<Duration>,
+}
+
+impl AcceptTrouble {
+    fn failed(&mut self, e: &io::Error) {
+        self.failures += 1;
+        if !is_resource_shortage(e) {
+            // The connection died before we took it (reset, aborted): nothing to wait for.
+            log::debug!("accept failed: {e}");
+            return;
+        }
+        if self.backoff.is_none() {
+            log::warn!("cannot accept joins: {e}; retrying until resources are free");
+        }
+        let pause = self
+            .backoff
+            .map_or(BACKOFF_FIRST, |b| (b * 2).min(BACKOFF_MOST));
+        self.backoff = Some(pause);
+        thread::sleep(pause);
+    }
+
+    fn recovered(&mut self) {
+        if self.backoff.take().is_some() {
+            log::warn!("accepting joins again after {} failed tries", self.failures);
+        }
+        self.failures = 0;
+    }
+}
+
+/// Errors that mean the process or the system is out of something (descriptors: EMFILE,
+/// ENFILE; memory: ENOBUFS, ENOMEM), rather than one connection having gone bad. Those
+/// have no portable `ErrorKind`, so this names the per-connection ones instead and treats
+/// anything else as a shortage worth pausing for.
+fn is_resource_shortage(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    !matches!(
+        e.kind(),
+        ConnectionAborted
+            | ConnectionReset
+            | Interrupted
+            | WouldBlock
+            | TimedOut
+            | PermissionDenied
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_is_a_shortage() {
+        #[cfg(unix)]
+        assert!(is_resource_shortage(&io::Error::from_raw_os_error(24))); // EMFILE
+        assert!(!is_resource_shortage(
+            &io::ErrorKind::ConnectionAborted.into()
+        ));
+    }
+
+    #[test]
+    fn a_burst_backs_off_and_recovers() {
+        let mut trouble = AcceptTrouble::default();
+        let emfile = io::Error::other("Too many open files");
+        trouble.failed(&emfile);
+        trouble.failed(&emfile);
+        assert_eq!(trouble.backoff, Some(BACKOFF_FIRST * 2));
+        trouble.recovered();
+        assert_eq!((trouble.failures, trouble.backoff), (0, None));
+    }
+}

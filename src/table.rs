@@ -1,0 +1,245 @@
+//! The peer table: the peers this peer is linked with, up to a fixed capacity.
+//!
+//! Deciding whether a joiner fits and adding it are one step under one lock, so many joins
+//! at once can never overfill the table. The table also keeps its own Welcome and Redirect
+//! replies already encoded: they change only when the table changes, so answering a join
+//! costs a lock and a reference count, not an encoding.
+
+use crate::wire::{BuildError, Kind, MAX_PEERS, Message};
+use std::net::SocketAddrV4;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Names one table entry, so that a closing link removes its own entry and no other,
+/// even if the same address is listed twice for a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(u64);
+
+/// The answer to a join.
+#[derive(Debug)]
+pub enum Admission {
+    /// There was room: the joiner holds `slot` now; send it `reply`, a Welcome listing
+    /// the table as it was before.
+    Welcome { slot: Slot, reply: Arc<[u8]> },
+    /// The table is full: send `reply`, a Redirect listing the whole table.
+    Redirect { reply: Arc<[u8]> },
+}
+
+pub struct PeerTable {
+    /// This peer's ID, the sender ID of every reply.
+    id: String,
+    /// How many peers the table holds at most.
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    /// Entries in the order they joined.
+    entries: Vec<(Slot, SocketAddrV4)>,
+    /// The next slot number to hand out.
+    next_slot: u64,
+    /// The current table encoded as a Welcome.
+    welcome: Arc<[u8]>,
+    /// The current table encoded as a Redirect.
+    redirect: Arc<[u8]>,
+}
+
+impl PeerTable {
+    /// An empty table for the peer `id`. Fails if `id` or `capacity` cannot be sent.
+    pub fn new(id: &str, capacity: usize) -> Result<PeerTable, BuildError> {
+        if capacity > MAX_PEERS {
+            return Err(BuildError::TooManyPeers(capacity));
+        }
+        let encode = |kind| Message::new(kind, id, Vec::new()).map(|m| m.to_bytes().into());
+        let inner = Inner {
+            entries: Vec::with_capacity(capacity),
+            next_slot: 0,
+            welcome: encode(Kind::Welcome)?,
+            redirect: encode(Kind::Redirect)?,
+        };
+        Ok(PeerTable {
+            id: id.to_string(),
+            capacity,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Answers a join from `addr`: adds it and returns a Welcome if there is room,
+    /// otherwise returns a Redirect. Both in one step.
+    pub fn admit(&self, addr: SocketAddrV4) -> Admission {
+        let mut inner = self.lock();
+        if inner.entries.len() >= self.capacity {
+            return Admission::Redirect {
+                reply: Arc::clone(&inner.redirect),
+            };
+        }
+        let reply = Arc::clone(&inner.welcome);
+        let slot = self.push(&mut inner, addr);
+        Admission::Welcome { slot, reply }
+    }
+
+    /// Adds `addr` if there is room (the joining side, after a Welcome).
+    pub fn insert(&self, addr: SocketAddrV4) -> Option<Slot> {
+        let mut inner = self.lock();
+        (inner.entries.len() < self.capacity).then(|| self.push(&mut inner, addr))
+    }
+
+    /// Removes the entry held by `slot`; returns false if it was already gone.
+    pub fn remove(&self, slot: Slot) -> bool {
+        let mut inner = self.lock();
+        let Some(index) = inner.entries.iter().position(|(s, _)| *s == slot) else {
+            return false;
+        };
+        inner.entries.remove(index);
+        self.encode(&mut inner);
+        true
+    }
+
+    /// The addresses in the table now, in the order they joined.
+    pub fn peers(&self) -> Vec<SocketAddrV4> {
+        self.lock().entries.iter().map(|(_, addr)| *addr).collect()
+    }
+
+    pub fn contains(&self, addr: SocketAddrV4) -> bool {
+        self.lock().entries.iter().any(|(_, a)| *a == addr)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&self, inner: &mut Inner, addr: SocketAddrV4) -> Slot {
+        let slot = Slot(inner.next_slot);
+        inner.next_slot += 1;
+        inner.entries.push((slot, addr));
+        self.encode(inner);
+        slot
+    }
+
+    /// Re-encodes both replies after a change. The table never holds more than
+    /// MAX_PEERS entries and the ID was checked in `new`, so building cannot fail.
+    fn encode(&self, inner: &mut Inner) {
+        let peers: Vec<_> = inner.entries.iter().map(|(_, addr)| *addr).collect();
+        for (kind, cache) in [
+            (Kind::Welcome, &mut inner.welcome),
+            (Kind::Redirect, &mut inner.redirect),
+        ] {
+            if let Ok(message) = Message::new(kind, &self.id, peers.clone()) {
+                *cache = message.to_bytes().into();
+            }
+        }
+    }
+
+    /// A panic elsewhere while holding the lock cannot leave the table half-changed
+    /// (every change is one push or remove plus a re-encode), so a poisoned lock is
+    /// still safe to use.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::thread;
+
+    fn addr(port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)
+    }
+
+    fn decode(reply: &[u8]) -> Message {
+        Message::parse(reply).unwrap()
+    }
+
+    #[test]
+    fn welcome_lists_the_table_before_the_joiner() {
+        let table = PeerTable::new("peer1", 2).unwrap();
+        let Admission::Welcome { reply, .. } = table.admit(addr(1)) else {
+            panic!("first join refused");
+        };
+        assert_eq!(
+            reply.as_ref(),
+            [0xE0, 0x20, 0x00, 0x05, b'p', b'e', b'e', b'r', b'1']
+        );
+        let Admission::Welcome { reply, .. } = table.admit(addr(2)) else {
+            panic!("second join refused");
+        };
+        assert_eq!(decode(&reply).peers(), &[addr(1)]);
+        assert_eq!(table.peers(), vec![addr(1), addr(2)]);
+    }
+
+    #[test]
+    fn a_full_table_redirects_with_every_entry() {
+        let table = PeerTable::new("p1", 2).unwrap();
+        table.admit(addr(40000));
+        table.admit(addr(40001));
+        let Admission::Redirect { reply } = table.admit(addr(3)) else {
+            panic!("third join admitted");
+        };
+        let expected = [
+            0xE0, 0x40, 0x02, 0x02, b'p', b'1', 0x7F, 0, 0, 1, 0x9C, 0x40, 0x7F, 0, 0, 1, 0x9C,
+            0x41,
+        ];
+        assert_eq!(reply.as_ref(), expected);
+        assert_eq!(table.len(), 2);
+    }
+
+    #[test]
+    fn removing_frees_the_slot_and_updates_the_replies() {
+        let table = PeerTable::new("p", 1).unwrap();
+        let Admission::Welcome { slot, .. } = table.admit(addr(1)) else {
+            panic!("join refused");
+        };
+        assert!(table.remove(slot));
+        assert!(!table.remove(slot), "a slot is removed once");
+        assert!(table.is_empty());
+        let Admission::Welcome { reply, .. } = table.admit(addr(2)) else {
+            panic!("freed slot not reused");
+        };
+        assert!(decode(&reply).peers().is_empty());
+    }
+
+    #[test]
+    fn a_slot_removes_only_its_own_entry() {
+        let table = PeerTable::new("p", 3).unwrap();
+        let first = table.insert(addr(7)).unwrap();
+        table.insert(addr(7)).unwrap();
+        table.remove(first);
+        assert_eq!(table.peers(), vec![addr(7)]);
+    }
+
+    #[test]
+    fn concurrent_joins_never_overfill() {
+        let table = Arc::new(PeerTable::new("p", 5).unwrap());
+        let handles: Vec<_> = (0..64u16)
+            .map(|port| {
+                let table = Arc::clone(&table);
+                thread::spawn(move || matches!(table.admit(addr(port)), Admission::Welcome { .. }))
+            })
+            .collect();
+        let welcomed = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|w| *w)
+            .count();
+        assert_eq!(welcomed, 5);
+        assert_eq!(table.len(), 5);
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_sent() {
+        assert!(PeerTable::new("", 2).is_err());
+        assert!(PeerTable::new(&"x".repeat(256), 2).is_err());
+        assert!(PeerTable::new("p", MAX_PEERS + 1).is_err());
+    }
+}
