@@ -1,0 +1,114 @@
+//! The command line and the first line, through the real binary.
+
+mod common;
+
+use common::{PeerProcess, Scratch, binary, join};
+use peer::wire::Kind;
+use std::process::{Command, Stdio};
+
+fn run_to_end(args: &[&str]) -> (i32, String, String) {
+    let scratch = Scratch::new();
+    let out = Command::new(binary())
+        .args(args)
+        .current_dir(scratch.folder("peer1-2"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run peer");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_prints_the_usage_and_succeeds() {
+    for flag in ["-h", "--help"] {
+        let (code, stdout, _) = run_to_end(&[flag]);
+        assert_eq!(code, 0);
+        assert!(
+            stdout.starts_with("Usage: peer [-p <peerIP>:<port>]"),
+            "{stdout}"
+        );
+        for option in ["--peer", "--max-peers", "--id", "--bind", "--help"] {
+            assert!(stdout.contains(option), "{option} missing");
+        }
+    }
+}
+
+#[test]
+fn invalid_input_exits_2_with_one_line_and_the_usage() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["-p", "localhost"], "no ':PORT'"),
+        (&["-p", "300.1.1.1:5"], "IPv4"),
+        (&["-p", "[::1]:4000"], "IPv6"),
+        (&["-n", "0"], "1 to 8191"),
+        (&["-n", "9000"], "1 to 8191"),
+        (&["-i", ""], "1 to 255"),
+        (&["-b", "nowhere"], "IPv4"),
+        (&["--frobnicate"], "frobnicate"),
+        (&["-p"], "p"),
+    ];
+    for (args, reason) in cases {
+        let (code, stdout, stderr) = run_to_end(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(first.starts_with("peer: "), "{args:?}: {stderr}");
+        assert!(first.contains(reason), "{args:?}: {first}");
+        assert!(stderr.contains("Usage: peer"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn the_first_line_names_the_address_and_the_folder_id() {
+    let scratch = Scratch::new();
+    let peer = scratch.start("peer7-3", &[]);
+    assert_eq!(peer.id, "peer7");
+    assert!(peer.addr.ip().is_loopback());
+    assert_ne!(peer.addr.port(), 0);
+    // The size 3 comes from the folder: three Welcomes, then a Redirect.
+    let links: Vec<_> = (0..3).map(|_| join(peer.addr)).collect();
+    assert!(links.iter().all(|(_, m, _)| m.kind() == Kind::Welcome));
+    assert_eq!(join(peer.addr).1.kind(), Kind::Redirect);
+}
+
+#[test]
+fn flags_override_the_folder() {
+    let scratch = Scratch::new();
+    let peer = scratch.start("peer7-3", &["-i", "alice", "-n", "1"]);
+    assert_eq!(peer.id, "alice");
+    let (_link, welcome, _) = join(peer.addr);
+    assert_eq!(welcome.sender_id(), "alice");
+    assert_eq!(join(peer.addr).1.kind(), Kind::Redirect, "-n 1 holds one");
+}
+
+#[test]
+fn a_folder_that_does_not_fit_warns_and_runs() {
+    let scratch = Scratch::new();
+    let peer = scratch.start("workspace", &[]);
+    assert_eq!(peer.id, "workspace");
+    peer.wait_for_stderr(&["WARN", "'workspace' is not ID-SIZE"]);
+    let links: Vec<_> = (0..2).map(|_| join(peer.addr)).collect();
+    assert!(links.iter().all(|(_, m, _)| m.kind() == Kind::Welcome));
+    assert_eq!(join(peer.addr).1.kind(), Kind::Redirect, "default size 2");
+}
+
+#[test]
+fn binding_all_interfaces_shows_it_and_accepts_on_loopback() {
+    let scratch = Scratch::new();
+    let peer = scratch.start("peer1-2", &["-b", "0.0.0.0"]);
+    assert!(peer.addr.ip().is_unspecified(), "{}", peer.addr);
+    let loopback = std::net::SocketAddrV4::new([127, 0, 0, 1].into(), peer.addr.port());
+    let (_link, welcome, _) = join(loopback);
+    assert_eq!(welcome.kind(), Kind::Welcome);
+}
+
+#[test]
+fn debug_logging_shows_messages_in_hex() {
+    let scratch = Scratch::new();
+    let dir = scratch.folder("peer1-2");
+    let peer = PeerProcess::start(&dir, &[], &[("RUST_LOG", "debug")]);
+    let (_link, _, _) = join(peer.addr);
+    peer.wait_for_stderr(&["Welcome", "E0 20 00 05 70 65 65 72 31"]);
+}

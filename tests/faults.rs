@@ -1,0 +1,138 @@
+//! The joiner against misbehaving peers: each is reported on stderr with the peer's
+//! address and what went wrong, nothing panics, and the peer keeps serving.
+
+mod common;
+
+use common::{FakePeer, PATIENCE, PeerProcess, Scratch, dead_address, hold_open, join};
+use peer::wire::{Kind, Message};
+use std::io::Write;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const STANDALONE: &str = "No peer accepted the join; running standalone";
+
+/// Starts a joiner against `fake`, waits for it to give up, and checks that it reported
+/// `complaint` about the fake, did not panic, and still accepts joins.
+fn joiner_reports(fake: &FakePeer, complaint: &str) -> PeerProcess {
+    let scratch = Scratch::new();
+    let mut joiner = scratch.start("joiner-2", &["-p", &fake.addr.to_string()]);
+    joiner.expect_lines(&[STANDALONE]);
+    let line = joiner.wait_for_stderr(&[&fake.addr.to_string(), complaint]);
+    assert!(!line.contains('\n'));
+    let (_link, welcome, _) = join(joiner.addr);
+    assert_eq!(welcome.kind(), Kind::Welcome, "still serving");
+    assert!(joiner.is_running());
+    assert!(
+        !joiner.stderr().iter().any(|l| l.contains("panicked")),
+        "{:?}",
+        joiner.stderr()
+    );
+    joiner
+}
+
+#[test]
+fn wrong_version_is_reported() {
+    let fake = FakePeer::replying(vec![0x20, 0x20, 0x00, 0x02, b'p', b'1']);
+    joiner_reports(&fake, "wrong protocol version 1");
+}
+
+#[test]
+fn unknown_type_is_reported() {
+    let fake = FakePeer::replying(vec![0xE0, 0x60, 0x00, 0x02, b'p', b'1']);
+    joiner_reports(&fake, "unknown message type 3");
+}
+
+#[test]
+fn truncated_message_is_reported() {
+    let fake = FakePeer::start(1, |mut stream| {
+        // Announces one peer, sends half of it, then closes.
+        let _ = stream.write_all(&[0xE0, 0x20, 0x01, 0x02, b'p', b'1', 127, 0]);
+    });
+    joiner_reports(&fake, "closed the link mid-message (8 of 12 bytes)");
+}
+
+#[test]
+fn a_peer_that_closes_without_replying_is_reported() {
+    let fake = FakePeer::start(1, drop);
+    joiner_reports(&fake, "closed the link without replying");
+}
+
+#[test]
+fn silence_times_out_after_five_seconds() {
+    let fake = FakePeer::start(1, hold_open);
+    let started = Instant::now();
+    joiner_reports(&fake, "sent no reply within 5.0 s");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(5), "gave up early: {took:?}");
+}
+
+#[test]
+fn a_valid_message_followed_by_junk_joins() {
+    let welcome = Message::new(Kind::Welcome, "node7", vec![]).unwrap();
+    let bytes = [welcome.to_bytes(), b"\n\0\0\0garbage".to_vec()].concat();
+    let fake = FakePeer::replying(bytes);
+    let scratch = Scratch::new();
+    let mut joiner = scratch.start("joiner-2", &["-p", &fake.addr.to_string()]);
+    let line = joiner.next_line();
+    let prefix = format!(
+        "Connected to peer node7:{} at timestamp: ",
+        fake.addr.port()
+    );
+    assert!(line.starts_with(&prefix), "{line}");
+    joiner.expect_lines(&[&format!("Received ack from node7:{}", fake.addr.port())]);
+    // The fake is in the table: the joiner's next Welcome lists it.
+    let (_link, next, _) = join(joiner.addr);
+    assert_eq!(next.peers(), &[fake.addr]);
+    assert!(joiner.stderr().is_empty(), "{:?}", joiner.stderr());
+}
+
+#[test]
+fn an_unreachable_first_peer_is_reported() {
+    let scratch = Scratch::new();
+    let dead = dead_address();
+    let mut joiner = scratch.start("joiner-2", &["-p", &dead.to_string()]);
+    joiner.expect_lines(&[STANDALONE]);
+    joiner.wait_for_stderr(&[&dead.to_string(), "cannot connect"]);
+    let (_link, welcome, _) = join(joiner.addr);
+    assert_eq!(welcome.kind(), Kind::Welcome);
+}
+
+#[test]
+fn a_bad_peer_in_a_redirect_is_skipped() {
+    let scratch = Scratch::new();
+    let mut good = scratch.start("good-2", &[]);
+    let bad = FakePeer::replying(vec![0xFF; 4]); // V = 7, type 255
+    let list = vec![bad.addr, good.addr];
+    let redirect = Message::new(Kind::Redirect, "r", list).unwrap().to_bytes();
+    let first = FakePeer::replying(redirect);
+    let mut joiner = scratch.start("joiner-2", &["-p", &first.addr.to_string()]);
+    joiner.wait_for("the join", |l| {
+        l.starts_with(&format!("Connected to peer good:{}", good.addr.port()))
+    });
+    joiner.wait_for_stderr(&[&bad.addr.to_string(), "unknown message type 255"]);
+    good.expect_lines(&[&format!("Connected from peer {}", joiner.addr)]);
+}
+
+#[test]
+fn garbage_sent_to_the_server_does_not_stop_it() {
+    let scratch = Scratch::new();
+    let mut peer = scratch.start("peer1-1", &[]);
+    // A client that sends junk and resets, many times, while the table fills and empties.
+    for _ in 0..20 {
+        let mut s = std::net::TcpStream::connect(peer.addr).unwrap();
+        let _ = s.write_all(&[0xE0; 300]);
+        drop(s);
+    }
+    thread::sleep(Duration::from_millis(50));
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_link, reply, _) = join(peer.addr);
+        if reply.kind() == Kind::Welcome || Instant::now() > deadline {
+            assert_eq!(reply.kind(), Kind::Welcome, "slot never freed");
+            break;
+        }
+    }
+    assert!(peer.is_running());
+    peer.kill();
+    assert!(!peer.stderr().iter().any(|l| l.contains("panicked")));
+}
