@@ -1,0 +1,28 @@
+# `make demo` runs the course's three-peer chain; `make test` runs every check CI runs.
+
+CARGO ?= cargo
+PEER := target/release/peer
+
+.PHONY: all build test lint unit demo probe fuzz soak bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+# What CI runs (.ci/run): formatting, lints, then every test.
+test: lint unit
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --all-targets
+
+demo:
+	$(CARGO) build --release --bin peer --example demo
+	target/release/examples/demo $(PEER) 3
+
+clean:
+	$(CARGO) clean
