@@ -60,13 +60,13 @@ fn options() -> Options {
     opts.optopt(
         "n",
         "max-peers",
-        "table size, 1 to 8191 (default: from the folder name)",
+        "table size, 1 to 8191 (default: from the folder)",
         "SIZE",
     );
     opts.optopt(
         "i",
         "id",
-        "peer ID, 1 to 255 bytes (default: from the folder name)",
+        "peer ID, 1 to 255 bytes (default: from the folder)",
         "ID",
     );
     opts.optopt(
