@@ -24,5 +24,9 @@ demo:
 	$(CARGO) build --release --bin peer --example demo
 	target/release/examples/demo $(PEER) 3
 
+# One million cases of each decoder property, in release; each prints its count.
+fuzz:
+	PEER_FUZZ_CASES=1000000 $(CARGO) test --release --test fuzz -- --nocapture --test-threads 2
+
 clean:
 	$(CARGO) clean
