@@ -28,5 +28,10 @@ demo:
 fuzz:
 	PEER_FUZZ_CASES=1000000 $(CARGO) test --release --test fuzz -- --nocapture --test-threads 2
 
+# 60 s of floods, churn and bad replies against one peer; prints what it saw.
+soak:
+	$(CARGO) build --release --bin peer --example soak
+	target/release/examples/soak $(PEER) 60
+
 clean:
 	$(CARGO) clean

@@ -8,28 +8,118 @@ use crate::node::Shared;
 use crate::output::say;
 use crate::reader::is_timeout;
 use crate::table::Slot;
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::{SocketAddrV4, TcpStream};
 use std::sync::Arc;
-use std::thread;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 /// How often an idle link looks at the stop flag.
 const STOP_CHECK: Duration = Duration::from_secs(1);
 
+/// How long to wait for a finishing link thread before starting one more anyway.
+const REAP_WAIT: Duration = Duration::from_secs(1);
+
 /// Stack for a link thread: it only reads into a small buffer and prints.
 const LINK_STACK: usize = 128 * 1024;
 
-/// Starts the thread that holds a link. On failure the entry is freed and the link closed.
-pub fn spawn(stream: TcpStream, peer: SocketAddrV4, slot: Slot, shared: &Arc<Shared>) {
-    let thread_shared = Arc::clone(shared);
-    let started = thread::Builder::new()
-        .name(format!("link {peer}"))
-        .stack_size(LINK_STACK)
-        .spawn(move || hold(stream, peer, slot, &thread_shared));
-    if let Err(e) = started {
-        shared.table.remove(slot);
-        log::error!("dropping the link with {peer}: cannot start its thread: {e}");
+/// The threads holding the links this peer accepted. Each thread says when it ends and is
+/// then joined, so at most `cap` (the table size) are alive at once, even for the moment
+/// between a link freeing its table slot and its thread finishing.
+pub struct LinkThreads {
+    /// The threads not yet joined, by number.
+    running: HashMap<u64, JoinHandle<()>>,
+    /// The number of the next thread.
+    next: u64,
+    /// Where a thread sends its number as its last act.
+    done_tx: Sender<u64>,
+    done_rx: Receiver<u64>,
+    /// How many may be alive at once.
+    cap: usize,
+}
+
+impl LinkThreads {
+    pub fn new(cap: usize) -> LinkThreads {
+        let (done_tx, done_rx) = channel();
+        LinkThreads {
+            running: HashMap::new(),
+            next: 0,
+            done_tx,
+            done_rx,
+            cap,
+        }
+    }
+
+    /// How many link threads have not been joined yet.
+    pub fn alive(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Starts the thread that holds a link. On failure the entry is freed and the link
+    /// closed.
+    pub fn spawn(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddrV4,
+        slot: Slot,
+        shared: &Arc<Shared>,
+    ) {
+        self.reap();
+        while self.running.len() >= self.cap {
+            // A thread whose slot is free already is finishing: wait for it.
+            match self.done_rx.recv_timeout(REAP_WAIT) {
+                Ok(number) => self.join(number),
+                Err(_) => {
+                    log::warn!(
+                        "link threads are slow to finish; {} alive",
+                        self.running.len()
+                    );
+                    break;
+                }
+            }
+        }
+        let number = self.next;
+        self.next += 1;
+        let (thread_shared, done) = (Arc::clone(shared), self.done_tx.clone());
+        let started = thread::Builder::new()
+            .name(format!("link {peer}"))
+            .stack_size(LINK_STACK)
+            .spawn(move || {
+                hold(stream, peer, slot, &thread_shared);
+                let _ = done.send(number);
+            });
+        match started {
+            Ok(handle) => {
+                self.running.insert(number, handle);
+            }
+            Err(e) => {
+                shared.table.remove(slot);
+                log::error!("dropping the link with {peer}: cannot start its thread: {e}");
+            }
+        }
+    }
+
+    /// Joins every thread that has said it is done.
+    fn reap(&mut self) {
+        while let Ok(number) = self.done_rx.try_recv() {
+            self.join(number);
+        }
+    }
+
+    fn join(&mut self, number: u64) {
+        if let Some(handle) = self.running.remove(&number) {
+            // A panic in a link thread was already reported by the panic hook.
+            let _ = handle.join();
+        }
+    }
+
+    /// Waits for every link thread to end (they notice the stop flag within a second).
+    pub fn join_all(mut self) {
+        for (_, handle) in self.running.drain() {
+            let _ = handle.join();
+        }
     }
 }
 

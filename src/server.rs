@@ -5,7 +5,7 @@
 //! connection is closed right here, so a flood of joins against a full table never
 //! costs a thread. The replies come ready-encoded from the table.
 
-use crate::link;
+use crate::link::LinkThreads;
 use crate::node::Shared;
 use crate::output::say;
 use crate::sockets::{ipv4, send_reply};
@@ -23,6 +23,7 @@ const BACKOFF_MOST: Duration = Duration::from_millis(100);
 /// Accepts joins until the peer is stopped.
 pub fn serve(listener: &TcpListener, shared: &Arc<Shared>) {
     let mut trouble = AcceptTrouble::default();
+    let mut links = LinkThreads::new(shared.table.capacity());
     while !shared.stopping() {
         match listener.accept() {
             Ok((stream, from)) => {
@@ -30,15 +31,16 @@ pub fn serve(listener: &TcpListener, shared: &Arc<Shared>) {
                 if shared.stopping() {
                     break;
                 }
-                answer(stream, from, shared);
+                answer(stream, from, shared, &mut links);
             }
             Err(e) => trouble.failed(&e),
         }
     }
+    links.join_all();
 }
 
 /// Answers one join with a Welcome or a Redirect.
-fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>) {
+fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>, links: &mut LinkThreads) {
     let Some(peer) = ipv4(from) else {
         log::warn!("refusing {from}: cPTP carries IPv4 addresses only");
         return;
@@ -59,7 +61,7 @@ fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>) {
             }
             log::debug!("sent Welcome to {peer}: {}", crate::wire::hex(&reply));
             say(&format!("Connected from peer {peer}\n"));
-            link::spawn(stream, peer, slot, shared);
+            links.spawn(stream, peer, slot, shared);
         }
     }
 }

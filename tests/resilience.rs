@@ -332,3 +332,28 @@ fn a_peer_that_resets_mid_message_is_reported() {
     });
     the_join_moves_past(&bad, "link error");
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn link_threads_never_outnumber_the_table_under_churn() {
+    let scratch = Scratch::new();
+    let hub = scratch.start("hub-2", &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = watch_threads(hub.pid(), Arc::clone(&stop));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut rounds = 0;
+    // Open and close links as fast as possible: slots free up while threads finish.
+    while rounds < 3000 && Instant::now() < deadline {
+        let (link, _, _) = join(hub.addr);
+        drop(link);
+        rounds += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let most = sampler.join().unwrap();
+    assert!(most >= 3, "never sampled");
+    assert!(
+        most <= 2 + 2,
+        "{most} threads: more link threads than table slots"
+    );
+    assert!(rounds > 100, "only {rounds} rounds");
+}

@@ -1,0 +1,507 @@
+//! A soak run: mixed hostile load against one peer for a while, then a report.
+//!
+//! ```text
+//! cargo run --release --example soak -- target/release/peer 60
+//! ```
+//!
+//! The peer (table size 4) is started with `-p` pointing at a fake peer whose Redirect
+//! lists only misbehaving fakes (wrong version, silence, trickle, reset, a lying length),
+//! so its joiner meets bad replies while the server side takes:
+//! - floods: connections that read the reply, never read it, reset at once, or send junk;
+//! - churn: links that are welcomed, held a moment and closed.
+//!
+//! Every reply read is checked: it is a whole valid message, lists at most the table size,
+//! and never lists a link closed more than a second before. Threads and RSS are sampled
+//! from /proc. Loopback only; every loop ends by the deadline. Exit status 1 if any
+//! invariant broke.
+
+use peer::reader::{Deadline, ReadError, read_message};
+use peer::wire::{Kind, Message};
+use socket2::SockRef;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const TABLE_SIZE: usize = 4;
+/// How long after a link closes its address may still be listed.
+const DEPARTURE_GRACE: Duration = Duration::from_secs(1);
+/// Unread connections each flood worker keeps open at most.
+const HELD_MOST: usize = 64;
+
+/// What the load saw, shared by the workers.
+#[derive(Default)]
+struct Tally {
+    /// Connections by what was done with them.
+    counts: Mutex<BTreeMap<&'static str, u64>>,
+    /// Errors seen by the clients, by kind.
+    errors: Mutex<BTreeMap<String, u64>>,
+    /// Invariant violations, in words.
+    broken: Mutex<Vec<String>>,
+    /// When each connection from an address started connecting, in order.
+    opens: Mutex<HashMap<SocketAddrV4, Vec<Instant>>>,
+    /// When each connection from an address was closed, in order.
+    closes: Mutex<HashMap<SocketAddrV4, Vec<Instant>>>,
+    /// Listings of a closed address, judged at the end: a connection that reused the
+    /// port may have been listed before its worker could record it.
+    suspects: Mutex<Vec<(SocketAddrV4, Instant)>>,
+}
+
+impl Tally {
+    fn count(&self, what: &'static str) {
+        *self.counts.lock().unwrap().entry(what).or_default() += 1;
+    }
+
+    fn error(&self, what: String) {
+        *self.errors.lock().unwrap().entry(what).or_default() += 1;
+    }
+
+    fn broke(&self, what: String) {
+        let mut broken = self.broken.lock().unwrap();
+        if broken.len() < 20 {
+            broken.push(what);
+        }
+    }
+
+    /// Checks a reply against the invariants.
+    fn check(&self, reply: &Message, received: Instant) {
+        let listed = reply.peers().len();
+        match reply.kind() {
+            Kind::Welcome if listed >= TABLE_SIZE => self.broke(format!(
+                "Welcome listed {listed} peers with a table of {TABLE_SIZE}"
+            )),
+            Kind::Redirect if listed != TABLE_SIZE => self.broke(format!(
+                "Redirect listed {listed} peers, not the full table"
+            )),
+            _ => {}
+        }
+        let closes = self.closes.lock().unwrap();
+        for peer in reply.peers() {
+            if closes
+                .get(peer)
+                .is_some_and(|c| c.last().is_some_and(|at| received - *at > DEPARTURE_GRACE))
+            {
+                self.suspects.lock().unwrap().push((*peer, received));
+            }
+        }
+    }
+
+    /// Connects to `addr`, recording when the attempt started under the port it got.
+    fn connect(&self, addr: SocketAddrV4) -> Option<TcpStream> {
+        let started = Instant::now();
+        match TcpStream::connect_timeout(&addr.into(), Duration::from_secs(3)) {
+            Ok(stream) => {
+                if let Ok(SocketAddr::V4(local)) = stream.local_addr() {
+                    self.opens
+                        .lock()
+                        .unwrap()
+                        .entry(local)
+                        .or_default()
+                        .push(started);
+                }
+                Some(stream)
+            }
+            Err(e) => {
+                self.error(format!("connect failed ({:?})", e.kind()));
+                None
+            }
+        }
+    }
+
+    /// Records that `stream` is about to be closed.
+    fn closing(&self, stream: &TcpStream) {
+        if let Ok(SocketAddr::V4(addr)) = stream.local_addr() {
+            self.closes
+                .lock()
+                .unwrap()
+                .entry(addr)
+                .or_default()
+                .push(Instant::now());
+        }
+    }
+
+    /// Judges the suspects: a listing at `received` breaks the rule if the address's last
+    /// close more than the grace period before was not followed by a new connection
+    /// started before `received`.
+    fn judge(&self) {
+        let opens = self.opens.lock().unwrap();
+        let closes = self.closes.lock().unwrap();
+        for (peer, received) in self.suspects.lock().unwrap().iter() {
+            let before = |times: Option<&Vec<Instant>>, limit: Instant| {
+                times.and_then(|t| t.iter().rev().find(|at| **at <= limit).copied())
+            };
+            let Some(closed) = before(closes.get(peer), *received - DEPARTURE_GRACE) else {
+                continue;
+            };
+            let reopened = before(opens.get(peer), *received).is_some_and(|o| o > closed);
+            if !reopened {
+                self.broke(format!(
+                    "{peer} listed {:?} after its link closed",
+                    *received - closed
+                ));
+            }
+        }
+    }
+}
+
+fn classify(e: &ReadError) -> String {
+    match e {
+        ReadError::Malformed(_) => "reply malformed".into(),
+        ReadError::Closed { got: 0, .. } => "closed without reply".into(),
+        ReadError::Closed { .. } => "closed mid-reply".into(),
+        ReadError::TimedOut { .. } => "reply timed out".into(),
+        ReadError::Io(e) => format!("reply read error ({:?})", e.kind()),
+    }
+}
+
+/// Joins the peer and reads its reply; on a reply, checks it.
+fn join(addr: SocketAddrV4, tally: &Tally) -> Option<(TcpStream, Message)> {
+    let stream = tally.connect(addr)?;
+    match read_message(&mut Deadline::new(&stream, Duration::from_secs(5))) {
+        Ok((reply, _)) => {
+            tally.check(&reply, Instant::now());
+            Some((stream, reply))
+        }
+        Err(e) => {
+            tally.error(classify(&e));
+            None
+        }
+    }
+}
+
+fn reset(stream: TcpStream) {
+    let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+/// Floods the peer with connections of four kinds until `until`.
+fn flood(addr: SocketAddrV4, tally: &Tally, until: Instant, worker: usize) {
+    let mut held: VecDeque<TcpStream> = VecDeque::new();
+    let mut i = worker;
+    while Instant::now() < until {
+        i += 1;
+        match i % 4 {
+            0 => {
+                if let Some((stream, reply)) = join(addr, tally) {
+                    tally.count(if reply.kind() == Kind::Welcome {
+                        "read: Welcome"
+                    } else {
+                        "read: Redirect"
+                    });
+                    tally.closing(&stream);
+                }
+            }
+            1 => {
+                if let Some(stream) = tally.connect(addr) {
+                    tally.count("held unread");
+                    held.push_back(stream);
+                    if held.len() > HELD_MOST {
+                        if let Some(old) = held.pop_front() {
+                            tally.closing(&old);
+                        }
+                    }
+                }
+            }
+            2 => {
+                if let Some(stream) = tally.connect(addr) {
+                    tally.count("reset at once");
+                    tally.closing(&stream);
+                    reset(stream);
+                }
+            }
+            _ => {
+                if let Some(mut stream) = tally.connect(addr) {
+                    tally.count("sent junk");
+                    let _ = stream.write_all(&[0xE0; 64]);
+                    tally.closing(&stream);
+                }
+            }
+        }
+    }
+    for stream in held {
+        tally.closing(&stream);
+    }
+}
+
+/// Opens links and closes them after a short while, until `until`.
+fn churn(addr: SocketAddrV4, tally: &Tally, until: Instant) {
+    let mut open: VecDeque<(TcpStream, Instant)> = VecDeque::new();
+    let mut n: u64 = 0;
+    while Instant::now() < until {
+        n += 1;
+        if let Some((stream, reply)) = join(addr, tally) {
+            if reply.kind() == Kind::Welcome {
+                tally.count("churn: link");
+                let hold = Duration::from_millis(20 + (n * 37) % 200);
+                open.push_back((stream, Instant::now() + hold));
+            } else {
+                tally.count("read: Redirect");
+                tally.closing(&stream);
+            }
+        }
+        while open.front().is_some_and(|(_, at)| *at <= Instant::now()) {
+            if let Some((stream, _)) = open.pop_front() {
+                tally.closing(&stream);
+            }
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    for (stream, _) in open {
+        tally.closing(&stream);
+    }
+}
+
+/// A fake peer that answers each connection with `behave`, until `until`.
+fn fake(until: Instant, behave: fn(TcpStream)) -> SocketAddrV4 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake");
+    let addr = match listener.local_addr().expect("fake address") {
+        SocketAddr::V4(v4) => v4,
+        SocketAddr::V6(_) => unreachable!("bound to IPv4"),
+    };
+    listener.set_nonblocking(true).expect("nonblocking");
+    thread::spawn(move || {
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nonblocking(false);
+                    thread::spawn(move || behave(stream));
+                }
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    addr
+}
+
+fn hold_silent(stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = (&stream).read(&mut [0u8; 1]);
+}
+
+/// The misbehaving peers the joiner is sent to, by way of a Redirect.
+fn bad_network(until: Instant) -> SocketAddrV4 {
+    let bad: Vec<SocketAddrV4> = vec![
+        fake(until, |mut s| {
+            let _ = s.write_all(&[0x20, 0x20, 0, 1, b'v']);
+        }),
+        fake(until, |mut s| {
+            let _ = s.write_all(&[0xE0, 0x60, 0, 1, b't']);
+        }),
+        fake(until, hold_silent),
+        fake(until, |mut s| {
+            for b in [0xE0u8, 0x40, 0x05, 0x01, b's'] {
+                let _ = s.write_all(&[b]);
+                thread::sleep(Duration::from_millis(1500));
+            }
+        }),
+        fake(until, |mut s| {
+            let _ = s.write_all(&[0xE0, 0x5F, 0xFF, 0x01, b'x', 1, 2, 3]);
+        }),
+        fake(until, |mut s| {
+            let _ = s.write_all(&[0xE0, 0x40, 0x01]);
+            reset(s);
+        }),
+    ];
+    let redirect = Message::new(Kind::Redirect, "liar", bad)
+        .expect("fits")
+        .to_bytes();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = match listener.local_addr().expect("address") {
+        SocketAddr::V4(v4) => v4,
+        SocketAddr::V6(_) => unreachable!("bound to IPv4"),
+    };
+    thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let _ = stream.write_all(&redirect);
+        }
+    });
+    addr
+}
+
+/// Reads `field` (e.g. `VmRSS:`) of /proc/PID/status as a number.
+fn proc_status(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix(field))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+/// Starts the peer under test and returns it with its address and a stderr collector.
+fn start_peer(
+    binary: &PathBuf,
+    dir: &std::path::Path,
+    join: SocketAddrV4,
+) -> (Child, SocketAddrV4, Arc<Mutex<Vec<String>>>, Arc<AtomicU64>) {
+    let folder = dir.join(format!("soak-{TABLE_SIZE}"));
+    std::fs::create_dir_all(&folder).expect("peer folder");
+    let mut child = Command::new(binary)
+        .args(["-p", &join.to_string()])
+        .current_dir(&folder)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start peer");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("address line");
+    let addr: SocketAddrV4 = first
+        .split_whitespace()
+        .nth(4)
+        .and_then(|a| a.parse().ok())
+        .expect("address in the first line");
+    let lines = Arc::new(AtomicU64::new(1));
+    let counter = Arc::clone(&lines);
+    thread::spawn(move || {
+        for _ in stdout.lines().map_while(Result::ok) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&stderr);
+    let err = child.stderr.take().expect("piped");
+    thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, addr, stderr, lines)
+}
+
+/// Sorts the peer's log lines into kinds.
+fn peer_errors(stderr: &[String]) -> BTreeMap<&'static str, u64> {
+    let mut kinds = BTreeMap::new();
+    for line in stderr {
+        let kind = if line.contains("panicked") {
+            "PANIC"
+        } else if line.contains("not delivered") {
+            "reply not delivered (client gone)"
+        } else if line.contains("peer::joiner") {
+            "joiner: bad or silent peer"
+        } else if line.contains("cannot accept") {
+            "accept: out of resources"
+        } else if line.contains("failed: ") {
+            "link failed (reset)"
+        } else {
+            continue;
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    kinds
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let Some(binary) = args.next().map(PathBuf::from) else {
+        eprintln!("usage: soak PATH-TO-PEER-BINARY [SECONDS]");
+        return ExitCode::from(2);
+    };
+    let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let binary = binary.canonicalize().expect("peer binary");
+    let dir = std::env::temp_dir().join(format!("peer-soak-{}", std::process::id()));
+    let started = Instant::now();
+    let until = started + Duration::from_secs(seconds);
+
+    let (mut child, addr, stderr, lines) = start_peer(&binary, &dir, bad_network(until));
+    let pid = child.id();
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let (mut threads, mut rss) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                threads = threads.max(proc_status(pid, "Threads:").unwrap_or(0));
+                rss = rss.max(proc_status(pid, "VmRSS:").unwrap_or(0));
+                thread::sleep(Duration::from_millis(50));
+            }
+            (threads, rss)
+        })
+    };
+    let mut workers = Vec::new();
+    for w in 0..3 {
+        let tally = Arc::clone(&tally);
+        workers.push(thread::spawn(move || flood(addr, &tally, until, w)));
+    }
+    {
+        let tally = Arc::clone(&tally);
+        workers.push(thread::spawn(move || churn(addr, &tally, until)));
+    }
+    for worker in workers {
+        let _ = worker.join();
+    }
+    // Links closed at the end must be gone within the grace period too.
+    thread::sleep(DEPARTURE_GRACE + Duration::from_millis(200));
+    let after = join(addr, &tally);
+    drop(after);
+    stop.store(true, Ordering::Relaxed);
+    let (threads, rss_kib) = sampler.join().unwrap_or((0, 0));
+    let alive = matches!(child.try_wait(), Ok(None));
+    let _ = child.kill();
+    let _ = child.wait();
+    thread::sleep(Duration::from_millis(100));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    tally.judge();
+    let stderr = stderr.lock().unwrap().clone();
+    let peer_kinds = peer_errors(&stderr);
+    let counts = tally.counts.lock().unwrap().clone();
+    let errors = tally.errors.lock().unwrap().clone();
+    let mut broken = tally.broken.lock().unwrap().clone();
+    if !alive {
+        broken.push("the peer exited".into());
+    }
+    if peer_kinds.contains_key("PANIC") {
+        broken.push("the peer panicked".into());
+    }
+    let thread_cap = TABLE_SIZE as u64 + 3;
+    if threads > thread_cap {
+        broken.push(format!(
+            "{threads} threads, more than table + 3 = {thread_cap}"
+        ));
+    }
+
+    let total: u64 = counts.values().sum();
+    println!("soak: {seconds} s against one peer (table {TABLE_SIZE}), pid {pid}");
+    println!(
+        "connections handled: {total} ({:.0}/s)",
+        total as f64 / seconds as f64
+    );
+    for (what, n) in &counts {
+        println!("  {what}: {n}");
+    }
+    println!("errors seen by the clients:");
+    if errors.is_empty() {
+        println!("  none");
+    }
+    for (what, n) in &errors {
+        println!("  {what}: {n}");
+    }
+    println!("errors the peer logged, by kind:");
+    for (what, n) in &peer_kinds {
+        println!("  {what}: {n}");
+    }
+    println!(
+        "event lines the peer printed: {}",
+        lines.load(Ordering::Relaxed)
+    );
+    println!("largest thread count: {threads} (cap: table + 3 = {thread_cap})");
+    println!("largest RSS: {rss_kib} KiB");
+    if broken.is_empty() {
+        println!(
+            "invariants: all held (never over size, departures gone within 1 s, alive, no panic)"
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!("invariants BROKEN:");
+        for what in &broken {
+            println!("  {what}");
+        }
+        ExitCode::FAILURE
+    }
+}
