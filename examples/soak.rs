@@ -200,10 +200,10 @@ fn flood(addr: SocketAddrV4, tally: &Tally, until: Instant, worker: usize) {
                 if let Some(stream) = tally.connect(addr) {
                     tally.count("held unread");
                     held.push_back(stream);
-                    if held.len() > HELD_MOST {
-                        if let Some(old) = held.pop_front() {
-                            tally.closing(&old);
-                        }
+                    if held.len() > HELD_MOST
+                        && let Some(old) = held.pop_front()
+                    {
+                        tally.closing(&old);
                     }
                 }
             }
