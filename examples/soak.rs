@@ -15,6 +15,9 @@
 //! from /proc. Loopback only; every loop ends by the deadline. Exit status 1 if any
 //! invariant broke.
 
+#[path = "../tests/common/procfs.rs"]
+mod procfs;
+
 use peer::reader::{Deadline, ReadError, read_message};
 use peer::wire::{Kind, Message};
 use socket2::SockRef;
@@ -323,13 +326,6 @@ fn bad_network(until: Instant) -> SocketAddrV4 {
     addr
 }
 
-/// Reads `field` (e.g. `VmRSS:`) of /proc/PID/status as a number.
-fn proc_status(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix(field))?;
-    line.split_whitespace().next()?.parse().ok()
-}
-
 /// Starts the peer under test and returns it with its address and a stderr collector.
 fn start_peer(
     binary: &PathBuf,
@@ -416,8 +412,8 @@ fn main() -> ExitCode {
         thread::spawn(move || {
             let (mut threads, mut rss) = (0, 0);
             while !stop.load(Ordering::Relaxed) {
-                threads = threads.max(proc_status(pid, "Threads:").unwrap_or(0));
-                rss = rss.max(proc_status(pid, "VmRSS:").unwrap_or(0));
+                threads = threads.max(procfs::live_threads(pid).unwrap_or(0));
+                rss = rss.max(procfs::rss_kib(pid).unwrap_or(0));
                 thread::sleep(Duration::from_millis(50));
             }
             (threads, rss)
@@ -459,7 +455,7 @@ fn main() -> ExitCode {
     if peer_kinds.contains_key("PANIC") {
         broken.push("the peer panicked".into());
     }
-    let thread_cap = TABLE_SIZE as u64 + 3;
+    let thread_cap = TABLE_SIZE + 3;
     if threads > thread_cap {
         broken.push(format!(
             "{threads} threads, more than table + 3 = {thread_cap}"

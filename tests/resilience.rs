@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{FakePeer, PATIENCE, PeerProcess, Scratch, join};
+use common::{FakePeer, PATIENCE, PeerProcess, Scratch, join, procfs};
 use peer::reader::{Deadline, read_message};
 use peer::wire::{Kind, Message};
 use socket2::SockRef;
@@ -29,22 +29,13 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-/// The number of threads of process `pid`, from /proc (Linux).
-fn threads_of(pid: u32) -> Option<usize> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-}
-
 /// Samples the thread count of `pid` until `stop`; returns the largest seen.
 fn watch_threads(pid: u32, stop: Arc<AtomicBool>) -> thread::JoinHandle<usize> {
     thread::spawn(move || {
         let mut most = 0;
         let deadline = Instant::now() + PATIENCE * 6;
         while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-            most = most.max(threads_of(pid).unwrap_or(0));
+            most = most.max(procfs::live_threads(pid).unwrap_or(0));
             thread::sleep(Duration::from_millis(5));
         }
         most
@@ -340,14 +331,24 @@ fn link_threads_never_outnumber_the_table_under_churn() {
     let hub = scratch.start("hub-2", &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = watch_threads(hub.pid(), Arc::clone(&stop));
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut rounds = 0;
-    // Open and close links as fast as possible: slots free up while threads finish.
-    while rounds < 3000 && Instant::now() < deadline {
-        let (link, _, _) = join(hub.addr);
-        drop(link);
-        rounds += 1;
-    }
+    // Two clients open and close links as fast as they can: slots free up while the
+    // threads that held them are still finishing.
+    let churners: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = hub.addr;
+            thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(3);
+                let mut rounds = 0;
+                while rounds < 5000 && Instant::now() < deadline {
+                    let (link, _, _) = join(addr);
+                    drop(link);
+                    rounds += 1;
+                }
+                rounds
+            })
+        })
+        .collect();
+    let rounds: usize = churners.into_iter().map(|c| c.join().unwrap()).sum();
     stop.store(true, Ordering::Relaxed);
     let most = sampler.join().unwrap();
     assert!(most >= 3, "never sampled");

@@ -2,6 +2,8 @@
 //! course's (`peer1-2`), read what it prints with deadlines, and speak cPTP to it.
 #![allow(dead_code)] // each test file uses its own share of these
 
+pub mod procfs;
+
 use peer::reader::{Deadline, read_message};
 use peer::wire::Message;
 use std::io::{BufRead, BufReader, Read};
