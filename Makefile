@@ -33,5 +33,10 @@ soak:
 	$(CARGO) build --release --bin peer --example soak
 	target/release/examples/soak $(PEER) 60
 
+# Peer against the floor server, side by side; table printed and written to target/bench/.
+bench:
+	$(CARGO) build --release --bin peer --example floor --example bench
+	target/release/examples/bench $(PEER) target/release/examples/floor
+
 clean:
 	$(CARGO) clean
