@@ -5,7 +5,7 @@
 //! open link, so anything that does arrive is read and dropped.
 
 use crate::node::Shared;
-use crate::output::say;
+use crate::output::say_line;
 use crate::reader::is_timeout;
 use crate::table::Slot;
 use std::collections::HashMap;
@@ -131,7 +131,7 @@ pub fn hold(mut stream: TcpStream, peer: SocketAddrV4, slot: Slot, shared: &Shar
             Ok(()) => log::debug!("link with {peer} closed"),
             Err(e) => log::info!("link with {peer} failed: {e}"),
         }
-        say(&format!("Peer {peer} left\n"));
+        say_line(format_args!("Peer {peer} left"));
     }
 }
 

@@ -7,7 +7,7 @@
 
 use crate::link::LinkThreads;
 use crate::node::Shared;
-use crate::output::say;
+use crate::output::say_line;
 use crate::sockets::{ipv4, send_reply};
 use crate::table::Admission;
 use std::io;
@@ -47,7 +47,7 @@ fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>, links: &mut
     };
     match shared.table.admit(peer) {
         Admission::Redirect { reply } => {
-            say(&format!("Peer table full: {peer} redirected\n"));
+            say_line(format_args!("Peer table full: {peer} redirected"));
             if let Err(e) = send_reply(&stream, &reply) {
                 log::info!("Redirect to {peer} not delivered: {e}");
             }
@@ -60,7 +60,7 @@ fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>, links: &mut
                 return;
             }
             log::debug!("sent Welcome to {peer}: {}", crate::wire::hex(&reply));
-            say(&format!("Connected from peer {peer}\n"));
+            say_line(format_args!("Connected from peer {peer}"));
             links.spawn(stream, peer, slot, shared);
         }
     }
