@@ -486,7 +486,7 @@ fn main() -> ExitCode {
         "event lines the peer printed: {}",
         lines.load(Ordering::Relaxed)
     );
-    println!("largest thread count: {threads} (cap: table + 3 = {thread_cap})");
+    println!("largest thread count: {threads} (cap: table + 4 = {thread_cap})");
     println!("largest RSS: {rss_kib} KiB");
     if broken.is_empty() {
         println!(

@@ -2,11 +2,12 @@
 //!
 //! The main thread binds the listener and runs the accept loop ([`crate::server`]); one
 //! thread runs the timer ([`crate::clock`]); one connector thread performs the join
-//! ([`crate::joiner`]); every Welcome link has a thread of its own ([`crate::link`]).
+//! ([`crate::joiner`]); every Welcome link has a thread of its own ([`crate::link`]); one
+//! thread writes the event lines to stdout ([`crate::output`]).
 
 use crate::cli::Config;
 use crate::clock::Clock;
-use crate::output::say;
+use crate::output::say_first;
 use crate::sockets::{bind_listener, ipv4};
 use crate::table::PeerTable;
 use crate::wire::BuildError;
@@ -140,7 +141,7 @@ impl Node {
     /// thread until stopped. Then waits for the timer and connector threads to finish.
     pub fn run(self) -> Result<(), StartError> {
         let shared = &self.shared;
-        say(&format!(
+        say_first(&format!(
             "This peer address is {} located at {}\n",
             shared.addr, shared.id
         ));
@@ -165,6 +166,7 @@ impl Node {
         if let Some(connector) = connector {
             let _ = connector.join();
         }
+        crate::output::flush();
         Ok(())
     }
 }

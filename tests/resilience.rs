@@ -106,10 +106,10 @@ fn a_connection_flood_against_a_full_table_is_answered_without_threads() {
     stop.store(true, Ordering::Relaxed);
     let most_threads = sampler.join().unwrap();
     assert_eq!(answered.load(Ordering::Relaxed), WORKERS * PER_WORKER / 3);
-    // main + clock + one per link: a Redirect never holds a thread.
+    // main + clock + output + one per link: a Redirect never holds a thread.
     assert!(most_threads >= 3, "the thread count was never sampled");
     assert!(
-        most_threads <= 2 + 2,
+        most_threads <= 3 + 2,
         "{most_threads} threads during the flood"
     );
     assert!(hub.is_running());
@@ -353,8 +353,46 @@ fn link_threads_never_outnumber_the_table_under_churn() {
     let most = sampler.join().unwrap();
     assert!(most >= 3, "never sampled");
     assert!(
-        most <= 2 + 2,
+        most <= 3 + 2,
         "{most} threads: more link threads than table slots"
     );
     assert!(rounds > 100, "only {rounds} rounds");
+}
+
+#[test]
+fn a_peer_whose_stdout_is_never_read_keeps_serving() {
+    use std::io::BufRead;
+    const JOINS: usize = 30_000; // some 1.4 MB of lines: past the pipe and the queue
+    let scratch = Scratch::new();
+    let mut child = Command::new(common::binary())
+        .current_dir(scratch.folder("peer1-1"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .env_remove("RUST_LOG")
+        .spawn()
+        .expect("start peer");
+    // Read the address line, then never read stdout again (but keep it open).
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr: SocketAddrV4 = first.split_whitespace().nth(4).unwrap().parse().unwrap();
+    let (_link, _, _) = join(addr);
+    let deadline = Instant::now() + PATIENCE * 3;
+    for i in 0..JOINS {
+        assert!(Instant::now() < deadline, "only {i} joins answered in time");
+        let (_, reply, _) = join(addr);
+        assert_eq!(reply.kind(), Kind::Redirect);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("stdout is not being read"), "{stderr}");
+    assert_eq!(
+        stderr.matches("stdout is not being read").count(),
+        1,
+        "{stderr}"
+    );
+    drop(stdout);
 }
