@@ -136,3 +136,78 @@ fn garbage_sent_to_the_server_does_not_stop_it() {
     peer.kill();
     assert!(!peer.stderr().iter().any(|l| l.contains("panicked")));
 }
+
+#[test]
+fn a_welcome_after_the_table_filled_up_closes_that_link() {
+    use std::sync::mpsc::channel;
+    use std::sync::{Arc, Mutex};
+    let (arrived_tx, arrived_rx) = channel();
+    let (go_tx, go_rx) = channel::<()>();
+    let (closed_tx, closed_rx) = channel();
+    let go_rx = Arc::new(Mutex::new(go_rx));
+    let welcome = Message::new(Kind::Welcome, "slow", vec![])
+        .unwrap()
+        .to_bytes();
+    let fake = FakePeer::start(1, move |mut stream| {
+        let _ = arrived_tx.send(());
+        // Hold the Welcome back until the joiner's own table is full.
+        let _ = go_rx.lock().unwrap().recv_timeout(PATIENCE);
+        let _ = stream.write_all(&welcome);
+        hold_open(stream);
+        let _ = closed_tx.send(());
+    });
+    let scratch = Scratch::new();
+    let mut joiner = scratch.start("joiner-1", &["-p", &fake.addr.to_string()]);
+    arrived_rx
+        .recv_timeout(PATIENCE)
+        .expect("the joiner connects");
+    let (_link, welcome, _) = join(joiner.addr);
+    assert_eq!(
+        welcome.kind(),
+        Kind::Welcome,
+        "the table's one slot is taken"
+    );
+    let line = joiner.next_line();
+    assert!(line.starts_with("Connected from peer"), "{line}");
+    go_tx.send(()).unwrap();
+    closed_rx
+        .recv_timeout(PATIENCE)
+        .expect("the joiner closes the link it has no room for");
+    joiner.wait_for_stderr(&["slow", &fake.addr.to_string(), "table filled up"]);
+    joiner.expect_silence(Duration::from_millis(300));
+}
+
+#[test]
+fn a_joiner_never_tries_itself() {
+    let scratch = Scratch::new();
+    let mut good = scratch.start("good-2", &[]);
+    let good_addr = good.addr;
+    // The joiner connects from its listening port, so the fake learns the joiner's own
+    // address from the connection, and lists it first.
+    let fake = FakePeer::start(1, move |mut stream| {
+        let me = match stream.peer_addr().unwrap() {
+            std::net::SocketAddr::V4(v4) => v4,
+            other => panic!("{other}"),
+        };
+        let redirect = Message::new(Kind::Redirect, "mirror", vec![me, good_addr]).unwrap();
+        let _ = stream.write_all(&redirect.to_bytes());
+        hold_open(stream);
+    });
+    let mut joiner = scratch.start("joiner-2", &["-p", &fake.addr.to_string()]);
+    joiner.expect_lines(&[
+        &format!("Received ack from mirror:{}", fake.addr.port()),
+        &format!("  which is peered with: [{}], [{good_addr}]", joiner.addr),
+        "",
+        "The join has been declined; the auto-join process is performing ...",
+        "",
+    ]);
+    let line = joiner.next_line();
+    assert!(line.starts_with("Connected to peer good:"), "{line}");
+    good.expect_lines(&[&format!("Connected from peer {}", joiner.addr)]);
+    let me = joiner.addr.to_string();
+    assert!(
+        !joiner.stderr().iter().any(|l| l.contains(&me)),
+        "{:?}",
+        joiner.stderr()
+    );
+}
