@@ -38,13 +38,7 @@ fn three_peer_chain_redirects_and_auto_joins() {
     let mut peer3 = scratch.start("peer3-2", &["-p", &a2]);
     let a3 = peer3.addr.to_string();
     peer2.expect_lines(&[&format!("Peer table full: {a3} redirected")]);
-    peer3.expect_lines(&[
-        &format!("Received ack from peer2:{}", peer2.addr.port()),
-        &format!("  which is peered with: [{a1}]"),
-        "",
-        "The join has been declined; the auto-join process is performing ...",
-        "",
-    ]);
+    peer3.expect_redirect("peer2", peer2.addr.port(), &[peer1.addr]);
     let line = peer3.next_line();
     assert_connected_line(&line, "peer1", peer1.addr.port(), started);
     peer3.expect_lines(&[
@@ -110,18 +104,8 @@ fn auto_join_follows_two_levels_of_redirects_past_unreachable_peers() {
         )
     };
     let mut joiner = scratch.start("joiner-2", &["-p", &first.addr.to_string()]);
-    joiner.expect_lines(&[
-        &format!("Received ack from first:{}", first.addr.port()),
-        &format!("  which is peered with: [{unreachable}], [{}]", second.addr),
-        "",
-        "The join has been declined; the auto-join process is performing ...",
-        "",
-        &format!("Received ack from second:{}", second.addr.port()),
-        &format!("  which is peered with: [{}], [{unreachable}]", target.addr),
-        "",
-        "The join has been declined; the auto-join process is performing ...",
-        "",
-    ]);
+    joiner.expect_redirect("first", first.addr.port(), &[unreachable, second.addr]);
+    joiner.expect_redirect("second", second.addr.port(), &[target.addr, unreachable]);
     let line = joiner.next_line();
     assert!(
         line.starts_with(&format!("Connected to peer target:{}", target.addr.port())),

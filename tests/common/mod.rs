@@ -136,6 +136,24 @@ impl PeerProcess {
         }
     }
 
+    /// Asserts that the next lines are what a joiner prints for a Redirect from `id` at
+    /// `port` listing `peers` (SPEC section 6).
+    pub fn expect_redirect(&mut self, id: &str, port: u16, peers: &[SocketAddrV4]) {
+        let ack = format!("Received ack from {id}:{port}");
+        let listed: Vec<String> = peers.iter().map(|p| format!("[{p}]")).collect();
+        let peered = format!("  which is peered with: {}", listed.join(", "));
+        let mut lines = vec![ack.as_str()];
+        if !peers.is_empty() {
+            lines.push(&peered);
+        }
+        lines.extend([
+            "",
+            "The join has been declined; the auto-join process is performing ...",
+            "",
+        ]);
+        self.expect_lines(&lines);
+    }
+
     /// Reads lines until one satisfies `matches`; returns it.
     pub fn wait_for(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + PATIENCE;
