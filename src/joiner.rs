@@ -21,7 +21,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddrV4, TcpStream, UdpSocket};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The connector thread: join `first` (auto-joining elsewhere if redirected), then hold the
 /// link that results until it closes.
@@ -76,7 +76,7 @@ impl fmt::Display for Failure {
 /// Joins `first`, following Redirects, until a peer sends a Welcome or the search ends.
 pub fn join(first: SocketAddrV4, shared: &Shared) -> Option<Joined> {
     let limits = &shared.limits;
-    let started = Instant::now();
+    let deadline = Instant::now() + limits.budget;
     let mut search = Search::new(shared.addr);
     search.offer(&[first], false);
     let mut first_redirect = true;
@@ -89,8 +89,7 @@ pub fn join(first: SocketAddrV4, shared: &Shared) -> Option<Joined> {
             log::warn!("auto-join gave up after {attempts} attempts");
             return None;
         }
-        let left = limits.budget.saturating_sub(started.elapsed());
-        if left.is_zero() {
+        if Instant::now() >= deadline {
             log::warn!(
                 "auto-join gave up after {:.0} s and {attempts} attempts",
                 limits.budget.as_secs_f64()
@@ -102,7 +101,7 @@ pub fn join(first: SocketAddrV4, shared: &Shared) -> Option<Joined> {
             continue;
         }
         attempts += 1;
-        match attempt(peer, shared, left) {
+        match attempt(peer, shared, deadline) {
             Err(failure) => log::warn!("join {peer}: {failure}"),
             Ok((stream, message)) => match message.kind() {
                 Kind::Welcome => {
@@ -123,17 +122,17 @@ pub fn join(first: SocketAddrV4, shared: &Shared) -> Option<Joined> {
     None
 }
 
-/// One attempt: connect from our port and read one whole reply, within `left` at most.
+/// One attempt: connect from our port and read one whole reply, by `deadline` at the latest.
 fn attempt(
     peer: SocketAddrV4,
     shared: &Shared,
-    left: Duration,
+    deadline: Instant,
 ) -> Result<(TcpStream, Message), Failure> {
     let limits = &shared.limits;
-    let stream = connect_from(shared.addr, peer, limits.connect_timeout.min(left))
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let stream = connect_from(shared.addr, peer, limits.connect_timeout.min(left()))
         .map_err(Failure::Connect)?;
-    let left = left.saturating_sub(Duration::from_millis(1));
-    let mut reader = Deadline::new(&stream, limits.read_timeout.min(left));
+    let mut reader = Deadline::new(&stream, limits.read_timeout.min(left()));
     let (message, raw) = read_message(&mut reader).map_err(Failure::Reply)?;
     log::debug!(
         "{} from {peer} ({}): {} peers listed; bytes: {}",

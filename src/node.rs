@@ -8,7 +8,7 @@
 use crate::cli::Config;
 use crate::clock::Clock;
 use crate::output::say_first;
-use crate::sockets::{bind_listener, ipv4};
+use crate::sockets::bind_listener;
 use crate::table::PeerTable;
 use crate::wire::BuildError;
 use crate::{joiner, server};
@@ -190,9 +190,4 @@ impl Stopper {
             Duration::from_secs(1),
         );
     }
-}
-
-/// The listening address as an IPv4 address, for tests and tools.
-pub fn listener_addr(listener: &TcpListener) -> Option<SocketAddrV4> {
-    listener.local_addr().ok().and_then(ipv4)
 }
