@@ -161,7 +161,8 @@ impl Node {
             None => None,
         };
         server::serve(&self.listener, shared);
-        // The threads only return once `stop` is set; a panic in one was already reported.
+        // The clock stops with `stop`; the connector has ended or ends within a second
+        // (its link notices). A panic in either was already reported.
         let _ = ticker.join();
         if let Some(connector) = connector {
             let _ = connector.join();

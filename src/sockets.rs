@@ -9,6 +9,7 @@
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::io::{self, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::sync::Once;
 use std::time::Duration;
 
 /// Pending connections the kernel may queue before `accept`: floods wait here.
@@ -54,7 +55,20 @@ pub fn connect_from(
         ));
     }
     let socket = reusable_socket()?;
-    socket.bind(&SocketAddr::V4(local).into())?;
+    if let Err(e) = socket.bind(&SocketAddr::V4(local).into()) {
+        // Joining still beats not joining, but the other side will record a port that
+        // does not accept joins: say so, once.
+        static WARNED: Once = Once::new();
+        WARNED.call_once(|| {
+            log::warn!(
+                "cannot connect from the listening port {} ({e}); connecting from another port, so peers will hand out an address that does not accept joins",
+                local.port()
+            )
+        });
+        let fallback = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+        fallback.connect_timeout(&SocketAddr::V4(remote).into(), timeout)?;
+        return Ok(fallback.into());
+    }
     socket.connect_timeout(&SocketAddr::V4(remote).into(), timeout)?;
     Ok(socket.into())
 }
@@ -109,6 +123,18 @@ mod tests {
         let mut got = [0u8; 2];
         joiner.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"hi");
+    }
+
+    #[test]
+    fn a_port_that_cannot_be_shared_falls_back_to_another() {
+        // A listener bound without the reuse options: nobody may share its port.
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = ipv4(taken.local_addr().unwrap()).unwrap();
+        let theirs = TcpListener::bind("127.0.0.1:0").unwrap();
+        let their_addr = ipv4(theirs.local_addr().unwrap()).unwrap();
+        let link = connect_from(local, their_addr, Duration::from_secs(3)).unwrap();
+        let from = ipv4(link.local_addr().unwrap()).unwrap();
+        assert_ne!(from.port(), local.port(), "connected from another port");
     }
 
     #[test]
