@@ -29,13 +29,11 @@ const LINK_STACK: usize = 128 * 1024;
 /// then joined, so at most `cap` (the table size) are alive at once, even for the moment
 /// between a link freeing its table slot and its thread finishing.
 pub struct LinkThreads {
-    /// The threads not yet joined, by number.
-    running: HashMap<u64, JoinHandle<()>>,
-    /// The number of the next thread.
-    next: u64,
-    /// Where a thread sends its number as its last act.
-    done_tx: Sender<u64>,
-    done_rx: Receiver<u64>,
+    /// The threads not yet joined, by the table slot of their link.
+    running: HashMap<Slot, JoinHandle<()>>,
+    /// Where a thread sends its slot as its last act.
+    done_tx: Sender<Slot>,
+    done_rx: Receiver<Slot>,
     /// How many may be alive at once.
     cap: usize,
 }
@@ -45,16 +43,10 @@ impl LinkThreads {
         let (done_tx, done_rx) = channel();
         LinkThreads {
             running: HashMap::new(),
-            next: 0,
             done_tx,
             done_rx,
             cap,
         }
-    }
-
-    /// How many link threads have not been joined yet.
-    pub fn alive(&self) -> usize {
-        self.running.len()
     }
 
     /// Starts the thread that holds a link. On failure the entry is freed and the link
@@ -70,7 +62,7 @@ impl LinkThreads {
         while self.running.len() >= self.cap {
             // A thread whose slot is free already is finishing: wait for it.
             match self.done_rx.recv_timeout(REAP_WAIT) {
-                Ok(number) => self.join(number),
+                Ok(ended) => self.join(ended),
                 Err(_) => {
                     log::warn!(
                         "link threads are slow to finish; {} alive",
@@ -80,36 +72,36 @@ impl LinkThreads {
                 }
             }
         }
-        let number = self.next;
-        self.next += 1;
         let (thread_shared, done) = (Arc::clone(shared), self.done_tx.clone());
         let started = thread::Builder::new()
             .name(format!("link {peer}"))
             .stack_size(LINK_STACK)
             .spawn(move || {
                 hold(stream, peer, slot, &thread_shared);
-                let _ = done.send(number);
+                let _ = done.send(slot);
             });
         match started {
             Ok(handle) => {
-                self.running.insert(number, handle);
+                self.running.insert(slot, handle);
             }
             Err(e) => {
+                // "Connected from peer" was printed: say that it is gone again.
                 shared.table.remove(slot);
                 log::error!("dropping the link with {peer}: cannot start its thread: {e}");
+                say_line(format_args!("Peer {peer} left"));
             }
         }
     }
 
     /// Joins every thread that has said it is done.
     fn reap(&mut self) {
-        while let Ok(number) = self.done_rx.try_recv() {
-            self.join(number);
+        while let Ok(ended) = self.done_rx.try_recv() {
+            self.join(ended);
         }
     }
 
-    fn join(&mut self, number: u64) {
-        if let Some(handle) = self.running.remove(&number) {
+    fn join(&mut self, slot: Slot) {
+        if let Some(handle) = self.running.remove(&slot) {
             // A panic in a link thread was already reported by the panic hook.
             let _ = handle.join();
         }

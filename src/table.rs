@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Names one table entry, so that a closing link removes its own entry and no other,
 /// even if the same address is listed twice for a moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Slot(u64);
 
 /// The answer to a join.

@@ -240,7 +240,7 @@ pub fn join(addr: SocketAddrV4) -> (TcpStream, Message, Vec<u8>) {
     (stream, message, raw)
 }
 
-/// True once `addr`'s reply lists exactly `expected` (a Redirect when full, a Welcome not).
+/// The peers `addr` lists in its reply to a join (its whole table, when the table is full).
 /// Joining changes the table when there is room, so use this on full tables only.
 pub fn listed(addr: SocketAddrV4) -> Vec<SocketAddrV4> {
     let (_, message, _) = join(addr);
@@ -250,8 +250,6 @@ pub fn listed(addr: SocketAddrV4) -> Vec<SocketAddrV4> {
 /// A stand-in peer written in the test: a listener whose connections get `reply`.
 pub struct FakePeer {
     pub addr: SocketAddrV4,
-    /// The address each accepted connection came from, in order.
-    accepted: Receiver<std::net::SocketAddr>,
 }
 
 impl FakePeer {
@@ -267,17 +265,15 @@ impl FakePeer {
             other => panic!("{other}"),
         };
         listener.set_nonblocking(true).unwrap();
-        let (tx, rx) = channel();
         let behave = Arc::new(behave);
         thread::spawn(move || {
             let deadline = Instant::now() + PATIENCE * 3;
             let mut served = 0;
             while served < connections && Instant::now() < deadline {
                 match listener.accept() {
-                    Ok((stream, from)) => {
+                    Ok((stream, _)) => {
                         served += 1;
                         stream.set_nonblocking(false).unwrap();
-                        let _ = tx.send(from);
                         let behave = Arc::clone(&behave);
                         thread::spawn(move || behave(stream));
                     }
@@ -285,7 +281,7 @@ impl FakePeer {
                 }
             }
         });
-        FakePeer { addr, accepted: rx }
+        FakePeer { addr }
     }
 
     /// A fake peer that sends `bytes` to each connection and then keeps it open a while.
@@ -295,11 +291,6 @@ impl FakePeer {
             let _ = stream.write_all(&bytes);
             hold_open(stream);
         })
-    }
-
-    /// Waits for the next connection to arrive; returns where it came from.
-    pub fn accepted(&self) -> std::net::SocketAddr {
-        self.accepted.recv_timeout(PATIENCE).expect("no connection")
     }
 }
 
