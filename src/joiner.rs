@@ -14,7 +14,7 @@ use crate::node::Shared;
 use crate::output::{peer_list, say};
 use crate::reader::{Deadline, ReadError, read_message};
 use crate::sockets::connect_from;
-use crate::wire::{Kind, Message, hex};
+use crate::wire::{Kind, Message, describe};
 use rand::seq::SliceRandom;
 use std::collections::HashSet;
 use std::fmt;
@@ -134,13 +134,7 @@ fn attempt(
         .map_err(Failure::Connect)?;
     let mut reader = Deadline::new(&stream, limits.read_timeout.min(left()));
     let (message, raw) = read_message(&mut reader).map_err(Failure::Reply)?;
-    log::debug!(
-        "{} from {peer} ({}): {} peers listed; bytes: {}",
-        message.kind(),
-        message.sender_id(),
-        message.peers().len(),
-        hex(&raw)
-    );
+    log::debug!("received from {peer}: {}", describe(&raw));
     Ok((stream, message))
 }
 

@@ -10,6 +10,7 @@ use crate::node::Shared;
 use crate::output::say_line;
 use crate::sockets::{ipv4, send_reply};
 use crate::table::Admission;
+use crate::wire::describe;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -51,7 +52,7 @@ fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>, links: &mut
             if let Err(e) = send_reply(&stream, &reply) {
                 log::info!("Redirect to {peer} not delivered: {e}");
             }
-            log::debug!("sent Redirect to {peer}: {}", crate::wire::hex(&reply));
+            log::debug!("sent to {peer}: {}", describe(&reply));
         }
         Admission::Welcome { slot, reply } => {
             if let Err(e) = send_reply(&stream, &reply) {
@@ -59,7 +60,7 @@ fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>, links: &mut
                 log::warn!("Welcome to {peer} not delivered, entry dropped: {e}");
                 return;
             }
-            log::debug!("sent Welcome to {peer}: {}", crate::wire::hex(&reply));
+            log::debug!("sent to {peer}: {}", describe(&reply));
             say_line(format_args!("Connected from peer {peer}"));
             links.spawn(stream, peer, slot, shared);
         }

@@ -310,6 +310,27 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// A message decoded for the debug log, then its bytes in hex, e.g.
+/// `Redirect from 'p1' listing 2 peers: 127.0.0.1:40000, 127.0.0.1:40001; bytes: E0 40 ...`.
+pub fn describe(bytes: &[u8]) -> String {
+    match Message::parse(bytes) {
+        Ok(message) => {
+            let peers: Vec<String> = message.peers.iter().map(ToString::to_string).collect();
+            let listing = match peers.len() {
+                0 => "no peers".to_string(),
+                n => format!("{n} peers: {}", peers.join(", ")),
+            };
+            format!(
+                "{} from '{}' listing {listing}; bytes: {}",
+                message.kind,
+                message.sender_id(),
+                hex(bytes)
+            )
+        }
+        Err(e) => format!("not a message ({e}); bytes: {}", hex(bytes)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,6 +473,24 @@ mod tests {
     fn an_empty_id_on_the_wire_is_tolerated() {
         let message = Message::parse(&[0xE0, 0x20, 0x00, 0x00]).unwrap();
         assert_eq!(message.sender_id(), "");
+    }
+
+    #[test]
+    fn describe_decodes_then_shows_the_bytes() {
+        assert_eq!(
+            describe(&unhex(REDIRECT_TWO)),
+            format!(
+                "Redirect from 'p1' listing 2 peers: 127.0.0.1:40000, 127.0.0.1:40001; bytes: {REDIRECT_TWO}"
+            )
+        );
+        assert_eq!(
+            describe(&unhex(WELCOME_EMPTY)),
+            format!("Welcome from 'peer1' listing no peers; bytes: {WELCOME_EMPTY}")
+        );
+        assert_eq!(
+            describe(&[0x20]),
+            "not a message (message cut short: 1 of 4 bytes); bytes: 20"
+        );
     }
 
     #[test]

@@ -105,10 +105,21 @@ fn binding_all_interfaces_shows_it_and_accepts_on_loopback() {
 }
 
 #[test]
-fn debug_logging_shows_messages_in_hex() {
+fn debug_logging_shows_each_message_decoded_and_in_hex() {
     let scratch = Scratch::new();
-    let dir = scratch.folder("peer1-2");
-    let peer = PeerProcess::start(&dir, &[], &[("RUST_LOG", "debug")]);
-    let (_link, _, _) = join(peer.addr);
-    peer.wait_for_stderr(&["Welcome", "E0 20 00 05 70 65 65 72 31"]);
+    let debug = [("RUST_LOG", "debug")];
+    let peer1 = PeerProcess::start(&scratch.folder("peer1-2"), &[], &debug);
+    let (first, _, _) = join(peer1.addr);
+    let first = first.local_addr().unwrap();
+    peer1.wait_for_stderr(&[
+        "sent to",
+        "Welcome from 'peer1' listing no peers; bytes: E0 20 00 05 70 65 65 72 31",
+    ]);
+    // The joining side decodes what it receives the same way.
+    let target = peer1.addr.to_string();
+    let peer2 = PeerProcess::start(&scratch.folder("peer2-2"), &["-p", &target], &debug);
+    peer2.wait_for_stderr(&[
+        &format!("received from {target}: Welcome from 'peer1' listing 1 peers: {first}"),
+        "; bytes: E0 20 01 05 70 65 65 72 31 7F 00 00 01",
+    ]);
 }
