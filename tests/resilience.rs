@@ -294,11 +294,20 @@ fn a_peer_that_trickles_a_byte_per_100ms_times_out() {
     the_join_moves_past(&bad, "sent only");
 }
 
+/// A Redirect header announcing 8191 peers, the ID "x", and then only 100 entries:
+/// 605 of the 49,151 bytes announced.
+fn lying_redirect() -> Vec<u8> {
+    [
+        &[0xE0, 0x5F, 0xFF, 0x01, b'x'][..],
+        &[127, 0, 0, 1, 0, 80].repeat(100),
+    ]
+    .concat()
+}
+
 #[test]
 fn a_peer_that_announces_8191_peers_and_sends_fewer_times_out() {
     let bad = FakePeer::start(1, |mut stream| {
-        let _ = stream.write_all(&[0xE0, 0x5F, 0xFF, 0x01, b'x']);
-        let _ = stream.write_all(&[127, 0, 0, 1, 0, 80].repeat(100));
+        let _ = stream.write_all(&lying_redirect());
         common::hold_open(stream);
     });
     the_join_moves_past(&bad, "sent only 605 bytes of its reply within 5.0 s");
@@ -307,8 +316,7 @@ fn a_peer_that_announces_8191_peers_and_sends_fewer_times_out() {
 #[test]
 fn a_peer_that_announces_8191_peers_and_closes_is_cut_short() {
     let bad = FakePeer::start(1, |mut stream| {
-        let _ = stream.write_all(&[0xE0, 0x5F, 0xFF, 0x01, b'x']);
-        let _ = stream.write_all(&[127, 0, 0, 1, 0, 80].repeat(100));
+        let _ = stream.write_all(&lying_redirect());
     });
     the_join_moves_past(&bad, "closed the link mid-message (605 of 49151 bytes)");
 }
