@@ -206,3 +206,39 @@ fn a_joiner_never_tries_itself() {
         joiner.stderr()
     );
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_connect_that_hangs_gives_up_after_three_seconds() {
+    use socket2::{Domain, Socket, Type};
+    // A listener that never accepts, with its tiny queue filled: Linux drops further SYNs,
+    // so a connect to it neither succeeds nor is refused.
+    let jammed = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    jammed
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    jammed.listen(0).unwrap();
+    let addr = jammed.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let filler = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let _ = filler.connect_timeout(&addr.into(), Duration::from_millis(200));
+        fillers.push(filler);
+    }
+    let scratch = Scratch::new();
+    let started = Instant::now();
+    let mut joiner = scratch.start("joiner-2", &["-p", &addr.to_string()]);
+    joiner.expect_lines(&[STANDALONE]);
+    let took = started.elapsed();
+    joiner.wait_for_stderr(&[&addr.to_string(), "cannot connect"]);
+    assert!(
+        took >= Duration::from_millis(2900),
+        "gave up early: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
