@@ -141,10 +141,7 @@ impl Node {
     /// thread until stopped. Then waits for the timer and connector threads to finish.
     pub fn run(self) -> Result<(), StartError> {
         let shared = &self.shared;
-        say_first(&format!(
-            "This peer address is {} located at {}\n",
-            shared.addr, shared.id
-        ));
+        say_first(&crate::output::address_line(shared.addr, &shared.id));
         let ticker = shared
             .clock
             .spawn_ticker(Arc::clone(&shared.stop))

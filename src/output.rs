@@ -88,6 +88,21 @@ pub fn flush() {
     }
 }
 
+/// The first line a peer prints (PROTOCOL 7.1), which scripts and tools read.
+pub fn address_line(addr: std::net::SocketAddrV4, id: &str) -> String {
+    format!("{ADDRESS_LINE_START}{addr}{ADDRESS_LINE_MIDDLE}{id}\n")
+}
+
+const ADDRESS_LINE_START: &str = "This peer address is ";
+const ADDRESS_LINE_MIDDLE: &str = " located at ";
+
+/// Reads the address and the ID back out of an address line (without its newline).
+pub fn parse_address_line(line: &str) -> Option<(std::net::SocketAddrV4, &str)> {
+    let rest = line.strip_prefix(ADDRESS_LINE_START)?;
+    let (addr, id) = rest.split_once(ADDRESS_LINE_MIDDLE)?;
+    Some((addr.parse().ok()?, id))
+}
+
 /// Formats a list of peers as the `which is peered with` line shows them.
 pub fn peer_list(peers: &[std::net::SocketAddrV4]) -> String {
     let items: Vec<String> = peers.iter().map(|p| format!("[{p}]")).collect();
@@ -184,6 +199,25 @@ mod tests {
         say_line(format_args!("{}", "x".repeat(300)));
         flush();
         assert!(lock().bytes.is_empty(), "flush waits for the writer");
+    }
+
+    #[test]
+    fn the_address_line_reads_back() {
+        let addr = "127.0.0.1:4000".parse().unwrap();
+        let line = address_line(addr, "peer1");
+        assert_eq!(
+            line,
+            "This peer address is 127.0.0.1:4000 located at peer1\n"
+        );
+        assert_eq!(parse_address_line(line.trim_end()), Some((addr, "peer1")));
+        assert_eq!(
+            parse_address_line("This peer address is x located at p"),
+            None
+        );
+        assert_eq!(
+            parse_address_line("Connected from peer 127.0.0.1:4000"),
+            None
+        );
     }
 
     #[test]
