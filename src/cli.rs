@@ -4,6 +4,7 @@
 //! and the table size come from the current folder's name unless `-i` or `-n` says
 //! otherwise.
 
+use crate::node::Config;
 use crate::wire::{MAX_ID_LEN, MAX_PEERS, check_id};
 use getopts::Options;
 use std::fmt;
@@ -11,19 +12,6 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 /// The table size when the folder name does not give one.
 pub const DEFAULT_TABLE_SIZE: usize = 2;
-
-/// Everything the peer needs to start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// The peer to join first, if any.
-    pub join: Option<SocketAddrV4>,
-    /// This peer's ID, sent in every reply.
-    pub id: String,
-    /// How many peers the table holds.
-    pub table_size: usize,
-    /// The address to listen on.
-    pub bind: Ipv4Addr,
-}
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]

@@ -56,13 +56,25 @@ impl Clock {
 
     /// Sets the value from the ticks elapsed since start; returns the time of the next tick.
     fn update(&self) -> Instant {
-        let elapsed = self.started.elapsed();
-        let ticks = elapsed.as_nanos() / TICK.as_nanos();
-        // Wrapping at 2^32 is the specified behaviour, so truncating is intended.
-        let value = self.start_value.wrapping_add(ticks as u32);
+        let (value, next) = schedule(self.start_value, self.started.elapsed());
         self.ticks.store(value, Ordering::Relaxed);
-        self.started + TICK * (ticks as u32).wrapping_add(1)
+        self.started + next
     }
+}
+
+/// The timer's value after `elapsed`, and when (counted from the start) the next tick is
+/// due. Only the value wraps at 2^32: the schedule keeps counting, so after about 497 days
+/// the next tick is still ahead rather than long past (which would spin the clock thread).
+fn schedule(start_value: u32, elapsed: Duration) -> (u32, Duration) {
+    let ticks = elapsed.as_nanos() / TICK.as_nanos();
+    // Wrapping at 2^32 is the specified behaviour, so truncating is intended.
+    let value = start_value.wrapping_add(ticks as u32);
+    let next_nanos = (ticks + 1) * TICK.as_nanos();
+    let next = Duration::new(
+        (next_nanos / 1_000_000_000) as u64,
+        (next_nanos % 1_000_000_000) as u32,
+    );
+    (value, next)
 }
 
 impl Default for Clock {
@@ -114,10 +126,34 @@ mod tests {
     }
 
     #[test]
-    fn wraps_at_2_pow_32() {
+    fn the_value_wraps_at_2_pow_32() {
+        // Started 3 ticks before the wrap, 5 ticks ago.
+        let (value, _) = schedule(u32::MAX - 2, TICK * 5);
+        assert_eq!(value, 2);
         let clock = Clock::starting_at(u32::MAX);
         thread::sleep(TICK * 2);
         clock.update();
         assert!(clock.now() < 100, "{}", clock.now());
+    }
+
+    #[test]
+    fn the_next_tick_is_always_ahead_even_after_2_pow_32_ticks() {
+        let wrap = TICK * (1 << 16) * (1 << 16);
+        for elapsed in [
+            Duration::ZERO,
+            TICK * 7 + Duration::from_millis(3),
+            wrap - Duration::from_millis(1),
+            wrap + Duration::from_millis(5),
+            wrap * 3 + TICK * 2,
+        ] {
+            let (_, next) = schedule(1, elapsed);
+            assert!(next > elapsed, "next {next:?} not after {elapsed:?}");
+            assert!(
+                next - elapsed <= TICK,
+                "next {next:?} too far after {elapsed:?}"
+            );
+        }
+        let (value, next) = schedule(10, wrap + Duration::from_millis(5));
+        assert_eq!((value, next), (10, wrap + TICK));
     }
 }

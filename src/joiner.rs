@@ -10,10 +10,10 @@
 //! whole search is bounded in attempts and time.
 
 use crate::link;
-use crate::node::Shared;
-use crate::output::{peer_list, say};
+use crate::output::peer_list;
 use crate::reader::{Deadline, ReadError, read_message};
 use crate::sockets::connect_from;
+use crate::state::Shared;
 use crate::wire::{Kind, Message, describe};
 use rand::seq::SliceRandom;
 use std::collections::HashSet;
@@ -21,19 +21,45 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddrV4, TcpStream, UdpSocket};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Limits of the join and auto-join (PROTOCOL 6.5).
+#[derive(Debug, Clone)]
+pub struct JoinLimits {
+    /// How long one connect may take.
+    pub connect_timeout: Duration,
+    /// How long the whole reply may take to arrive.
+    pub read_timeout: Duration,
+    /// How many peers one auto-join tries at most.
+    pub max_attempts: usize,
+    /// How long the whole auto-join may take.
+    pub budget: Duration,
+}
+
+impl Default for JoinLimits {
+    fn default() -> Self {
+        JoinLimits {
+            connect_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(5),
+            max_attempts: 1024,
+            budget: Duration::from_secs(60),
+        }
+    }
+}
 
 /// The connector thread: join `first` (auto-joining elsewhere if redirected), then hold the
 /// link that results until it closes.
-pub fn run_connector(first: SocketAddrV4, shared: &Arc<Shared>) {
+pub fn run_connector(first: SocketAddrV4, shared: &Arc<Shared>, limits: &JoinLimits) {
     let Some(Joined {
         stream,
         peer,
         welcome,
-    }) = join(first, shared)
+    }) = join(first, shared, limits)
     else {
         if !shared.stopping() {
-            say("No peer accepted the join; running standalone\n");
+            shared
+                .output
+                .say("No peer accepted the join; running standalone\n");
         }
         return;
     };
@@ -46,7 +72,9 @@ pub fn run_connector(first: SocketAddrV4, shared: &Arc<Shared>) {
         );
         return;
     };
-    say(&welcome_lines(peer, &welcome, shared.clock.now()));
+    shared
+        .output
+        .say(&welcome_lines(peer, &welcome, shared.clock.now()));
     link::hold(stream, peer, slot, shared);
 }
 
@@ -74,8 +102,7 @@ impl fmt::Display for Failure {
 }
 
 /// Joins `first`, following Redirects, until a peer sends a Welcome or the search ends.
-pub fn join(first: SocketAddrV4, shared: &Shared) -> Option<Joined> {
-    let limits = &shared.limits;
+pub fn join(first: SocketAddrV4, shared: &Shared, limits: &JoinLimits) -> Option<Joined> {
     let deadline = Instant::now() + limits.budget;
     let mut search = Search::new(shared.addr);
     search.offer(&[first], false);
@@ -101,7 +128,7 @@ pub fn join(first: SocketAddrV4, shared: &Shared) -> Option<Joined> {
             continue;
         }
         attempts += 1;
-        match attempt(peer, shared, deadline) {
+        match attempt(peer, shared, limits, deadline) {
             Err(failure) => log::warn!("join {peer}: {failure}"),
             Ok((stream, message)) => match message.kind() {
                 Kind::Welcome => {
@@ -112,7 +139,7 @@ pub fn join(first: SocketAddrV4, shared: &Shared) -> Option<Joined> {
                     });
                 }
                 Kind::Redirect => {
-                    say(&redirect_lines(peer, &message));
+                    shared.output.say(&redirect_lines(peer, &message));
                     search.offer(message.peers(), !first_redirect);
                     first_redirect = false;
                 }
@@ -126,9 +153,9 @@ pub fn join(first: SocketAddrV4, shared: &Shared) -> Option<Joined> {
 fn attempt(
     peer: SocketAddrV4,
     shared: &Shared,
+    limits: &JoinLimits,
     deadline: Instant,
 ) -> Result<(TcpStream, Message), Failure> {
-    let limits = &shared.limits;
     let left = || deadline.saturating_duration_since(Instant::now());
     let stream = connect_from(shared.addr, peer, limits.connect_timeout.min(left()))
         .map_err(Failure::Connect)?;

@@ -4,25 +4,31 @@
 //! answers each join with a Welcome (there is room in its table) or a Redirect (there is
 //! not, try these peers instead); started with `-p`, it also joins another peer itself.
 //!
-//! Read the modules in this order:
+//! Read the modules in this order; each uses only modules listed before it:
 //! - [`wire`]: the message format, bit by bit, with no I/O;
 //! - [`reader`]: reading one message off a socket, with a deadline;
 //! - [`table`]: the peer table, where a join is admitted or refused in one step;
 //! - [`clock`]: the 10 ms timer;
-//! - [`sockets`]: listening and connecting from the same port;
-//! - [`server`]: the accept loop, and [`link`]: the thread that holds a peering link;
+//! - [`sockets`]: listening, and connecting from the listening port;
+//! - [`output`]: the queue of event lines and the thread that writes them;
+//! - [`state`]: what the threads of a running peer share;
+//! - [`link`]: the thread that holds a peering link until it closes;
+//! - [`server`]: the accept loop, which welcomes or redirects each join;
 //! - [`joiner`]: the join and the auto-join;
-//! - [`node`]: how the threads are started and share state;
-//! - [`cli`] and [`output`]: the command line and the lines the peer prints.
+//! - [`node`]: a running peer, which starts and stops every thread;
+//! - [`cli`]: the command line, which says what node to run.
+//!
+//! The contract they implement is `docs/PROTOCOL.md`; comments cite its sections.
 
-pub mod cli;
-pub mod clock;
-pub mod joiner;
-pub mod link;
-pub mod node;
-pub mod output;
-pub mod reader;
-pub mod server;
-pub mod sockets;
-pub mod table;
 pub mod wire;
+pub mod reader;
+pub mod table;
+pub mod clock;
+pub mod sockets;
+pub mod output;
+pub mod state;
+pub mod link;
+pub mod server;
+pub mod joiner;
+pub mod node;
+pub mod cli;

@@ -4,9 +4,8 @@
 //! its sockets), then frees the table entry at once and says so. cPTP sends nothing on an
 //! open link, so anything that does arrive is read and dropped.
 
-use crate::node::Shared;
-use crate::output::say_line;
 use crate::reader::is_timeout;
+use crate::state::Shared;
 use crate::table::Slot;
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -88,7 +87,7 @@ impl LinkThreads {
                 // "Connected from peer" was printed: say that it is gone again.
                 shared.table.remove(slot);
                 log::error!("dropping the link with {peer}: cannot start its thread: {e}");
-                say_line(format_args!("Peer {peer} left"));
+                shared.output.say_line(format_args!("Peer {peer} left"));
             }
         }
     }
@@ -123,7 +122,7 @@ pub fn hold(mut stream: TcpStream, peer: SocketAddrV4, slot: Slot, shared: &Shar
             Ok(()) => log::debug!("link with {peer} closed"),
             Err(e) => log::info!("link with {peer} failed: {e}"),
         }
-        say_line(format_args!("Peer {peer} left"));
+        shared.output.say_line(format_args!("Peer {peer} left"));
     }
 }
 

@@ -1,7 +1,8 @@
 //! The `peer` binary: parse the command line, run the peer, map failures to an exit status.
 
 use peer::cli::{self, Command};
-use peer::node::{JoinLimits, Node};
+use peer::joiner::JoinLimits;
+use peer::node::Node;
 use std::process::ExitCode;
 
 /// Exit status for a command line that cannot be run.

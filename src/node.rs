@@ -1,69 +1,38 @@
-//! A running peer: the state its threads share, and how they start and stop.
+//! A running peer: how its threads start, share state and stop.
 //!
 //! The main thread binds the listener and runs the accept loop ([`crate::server`]); one
 //! thread runs the timer ([`crate::clock`]); one connector thread performs the join
 //! ([`crate::joiner`]); every Welcome link has a thread of its own ([`crate::link`]); one
-//! thread writes the event lines to stdout ([`crate::output`]).
+//! thread writes the event lines ([`crate::output`]). [`Node::run`] starts every one of them
+//! and joins every one before it returns.
 
-use crate::cli::Config;
 use crate::clock::Clock;
-use crate::output::say_first;
+use crate::joiner::{self, JoinLimits};
+use crate::output::{Output, Sink, address_line};
+use crate::server;
 use crate::sockets::bind_listener;
+use crate::state::Shared;
 use crate::table::PeerTable;
 use crate::wire::BuildError;
-use crate::{joiner, server};
 use std::fmt;
-use std::io;
+use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-/// Limits of the join and auto-join (SPEC section 6).
-#[derive(Debug, Clone)]
-pub struct JoinLimits {
-    /// How long one connect may take.
-    pub connect_timeout: Duration,
-    /// How long the whole reply may take to arrive.
-    pub read_timeout: Duration,
-    /// How many peers one auto-join tries at most.
-    pub max_attempts: usize,
-    /// How long the whole auto-join may take.
-    pub budget: Duration,
-}
-
-impl Default for JoinLimits {
-    fn default() -> Self {
-        JoinLimits {
-            connect_timeout: Duration::from_secs(3),
-            read_timeout: Duration::from_secs(5),
-            max_attempts: 1024,
-            budget: Duration::from_secs(60),
-        }
-    }
-}
-
-/// What every thread of the peer shares, behind one `Arc`.
-pub struct Shared {
-    /// This peer's ID, the sender ID of every reply.
+/// What a peer is asked to be: the command line ([`crate::cli`]) produces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The peer to join first, if any.
+    pub join: Option<SocketAddrV4>,
+    /// This peer's ID, sent in every reply.
     pub id: String,
-    /// The address this peer listens on (the bind address and the kernel's port).
-    pub addr: SocketAddrV4,
-    /// The peers this peer is linked with.
-    pub table: PeerTable,
-    /// The timer whose value a successful join prints.
-    pub clock: Arc<Clock>,
-    /// Set once to ask every thread to finish.
-    pub stop: Arc<AtomicBool>,
-    /// Timeouts and bounds of the join.
-    pub limits: JoinLimits,
-}
-
-impl Shared {
-    pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
+    /// How many peers the table holds.
+    pub table_size: usize,
+    /// The address to listen on.
+    pub bind: Ipv4Addr,
 }
 
 /// Why a peer could not start.
@@ -94,6 +63,9 @@ pub struct Node {
     listener: TcpListener,
     shared: Arc<Shared>,
     join: Option<SocketAddrV4>,
+    limits: JoinLimits,
+    /// Where the event lines go; stdout unless [`Node::output_to`] says otherwise.
+    sink: Sink,
 }
 
 impl Node {
@@ -107,18 +79,25 @@ impl Node {
             .map_err(|e| StartError::Bind(wanted, e))?
             .port();
         let shared = Shared {
-            id: config.id.clone(),
             addr: SocketAddrV4::new(config.bind, port),
             table,
             clock: Arc::new(Clock::new()),
+            output: Output::new(),
             stop: Arc::new(AtomicBool::new(false)),
-            limits,
         };
         Ok(Node {
             listener,
             shared: Arc::new(shared),
             join: config.join,
+            limits,
+            sink: Box::new(io::stdout()),
         })
+    }
+
+    /// Sends the event lines to `sink` instead of stdout.
+    pub fn output_to(mut self, sink: Sink) -> Node {
+        self.sink = sink;
+        self
     }
 
     pub fn addr(&self) -> SocketAddrV4 {
@@ -137,36 +116,66 @@ impl Node {
         }
     }
 
-    /// Prints the address line, starts the timer and the join, and serves on the calling
-    /// thread until stopped. Then waits for the timer and connector threads to finish.
+    /// Prints the address line, starts the output, the timer and the join, and serves on
+    /// the calling thread until stopped. Then waits for every thread it started.
     pub fn run(self) -> Result<(), StartError> {
-        let shared = &self.shared;
-        say_first(&crate::output::address_line(shared.addr, &shared.id));
-        let ticker = shared
-            .clock
-            .spawn_ticker(Arc::clone(&shared.stop))
+        let Node {
+            listener,
+            shared,
+            join,
+            limits,
+            mut sink,
+        } = self;
+        // Written here, before any other line can be, because scripts wait for it.
+        let first = address_line(shared.addr, shared.table.id());
+        let _ = sink.write_all(first.as_bytes()).and_then(|()| sink.flush());
+        let writer = shared
+            .output
+            .spawn_writer(sink)
             .map_err(StartError::Thread)?;
-        let connector = match self.join {
-            Some(target) => {
-                let shared = Arc::clone(shared);
-                let handle = thread::Builder::new()
-                    .name("connector".into())
-                    .spawn(move || joiner::run_connector(target, &shared))
-                    .map_err(StartError::Thread)?;
-                Some(handle)
-            }
-            None => None,
-        };
-        server::serve(&self.listener, shared);
-        // The clock stops with `stop`; the connector has ended or ends within a second
-        // (its link notices). A panic in either was already reported.
-        let _ = ticker.join();
-        if let Some(connector) = connector {
-            let _ = connector.join();
-        }
-        crate::output::flush();
-        Ok(())
+        let result = serve_with_helpers(&listener, &shared, join, limits);
+        shared.output.close();
+        let _ = writer.join();
+        result
     }
+}
+
+/// Starts the timer and the connector, serves until stopped, then joins both.
+fn serve_with_helpers(
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    join: Option<SocketAddrV4>,
+    limits: JoinLimits,
+) -> Result<(), StartError> {
+    let ticker = shared
+        .clock
+        .spawn_ticker(Arc::clone(&shared.stop))
+        .map_err(StartError::Thread)?;
+    let connector = join.map(|target| {
+        let shared = Arc::clone(shared);
+        thread::Builder::new()
+            .name("connector".into())
+            .spawn(move || joiner::run_connector(target, &shared, &limits))
+    });
+    let result = match connector {
+        Some(Err(e)) => {
+            shared.stop.store(true, Ordering::Relaxed);
+            Err(StartError::Thread(e))
+        }
+        Some(Ok(connector)) => {
+            server::serve(listener, shared);
+            // The connector has ended or ends within a second (its link notices the stop).
+            let _ = connector.join();
+            Ok(())
+        }
+        None => {
+            server::serve(listener, shared);
+            Ok(())
+        }
+    };
+    // The clock stops with `stop`. A panic in a joined thread was already reported.
+    let _ = ticker.join();
+    result
 }
 
 /// Stops a running peer: sets the flag, then wakes the blocked `accept` by connecting.

@@ -1,13 +1,13 @@
-//! The event lines of SPEC section 7: stdout, one event at a time, in order, at once (within
-//! a few milliseconds while the peer is busy).
+//! The event lines of PROTOCOL 7: one event at a time, in order, written at once (within a
+//! few milliseconds while the peer is busy).
 //!
-//! The threads that serve never write to stdout themselves: they append the line to a
+//! The threads that serve never write themselves: they append the line to an [`Output`]
 //! queue, and one output thread writes the queue out. Writing to a terminal or a pipe can
 //! be slow or stop altogether (nobody reads the pipe), and the accept loop must not slow
 //! down or stop with it. The output thread writes a line as soon as it comes; while more
 //! keep coming it writes what gathered every 5 ms, so a burst of joins goes out in a few
 //! writes (and wakes whoever reads the pipe a few times) instead of one per join.
-//! If stdout stops being read, the queue stops growing at [`MAX_PENDING`] bytes: later
+//! If the output stops being read, the queue stops growing at [`MAX_PENDING`] bytes: later
 //! lines are dropped and counted, and a warning on stderr says how many.
 //!
 //! An event of several lines is queued in one piece, so lines from different threads
@@ -15,10 +15,11 @@
 //! peer's job is to serve, not to print.
 
 use std::fmt;
-use std::io::{Cursor, Write};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::io::{self, Cursor, Write};
+use std::net::SocketAddrV4;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 /// While lines keep coming, how long the output thread gathers them between writes.
 const GATHER: Duration = Duration::from_millis(5);
@@ -26,7 +27,25 @@ const GATHER: Duration = Duration::from_millis(5);
 /// The most bytes waiting to be written; lines beyond are dropped and counted.
 pub const MAX_PENDING: usize = 1 << 20;
 
+/// Where the event lines go: stdout for the peer, anything else for a test.
+pub type Sink = Box<dyn Write + Send>;
+
+/// The queue of event lines, shared by every thread that says one. Cloning it gives
+/// another handle to the same queue.
+#[derive(Clone, Default)]
+pub struct Output {
+    shared: Arc<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Mutex<Pending>,
+    /// Signalled when lines arrive for an idle writer, or the output is closed.
+    ready: Condvar,
+}
+
 /// Lines waiting for the output thread.
+#[derive(Default)]
 struct Pending {
     /// Whole lines, in the order they were said.
     bytes: Vec<u8>,
@@ -34,62 +53,117 @@ struct Pending {
     dropped: u64,
     /// The output thread is waiting for lines and must be woken.
     idle: bool,
-    /// The output thread holds a batch it has not finished writing.
-    writing: bool,
+    /// No more lines will come: the writer writes what is left and ends.
+    closed: bool,
 }
 
-static PENDING: Mutex<Pending> = Mutex::new(Pending {
-    bytes: Vec::new(),
-    dropped: 0,
-    idle: false,
-    writing: false,
-});
-static READY: Condvar = Condvar::new();
-/// Whether the output thread could be started (it starts with the first line).
-static WRITER: OnceLock<bool> = OnceLock::new();
-
-/// Writes `line` to stdout now, before anything queued: for the address line, which
-/// scripts wait for and which must come first. Call it before any other line is said.
-pub fn say_first(line: &str) {
-    write_out(line.as_bytes());
-}
-
-/// Queues `text`, which holds one or more whole lines, for stdout.
-pub fn say(text: &str) {
-    queue(text.as_bytes());
-}
-
-/// Queues one line, formatted from `args`, with its newline.
-///
-/// The accept loop says a line per join, so the line is formatted into a buffer on the
-/// stack rather than a new `String`.
-pub fn say_line(args: fmt::Arguments<'_>) {
-    let mut buf = [0u8; 256];
-    let mut cursor = Cursor::new(&mut buf[..]);
-    if cursor.write_fmt(args).is_ok() && cursor.write_all(b"\n").is_ok() {
-        let len = cursor.position() as usize;
-        queue(&buf[..len]);
-    } else {
-        // Longer than any line the peer prints (an ID is at most 255 bytes).
-        say(&format!("{args}\n"));
+impl Output {
+    pub fn new() -> Output {
+        Output::default()
     }
-}
 
-/// Waits (a second at most) until every line said so far has been written.
-pub fn flush() {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < deadline {
-        let pending = lock();
-        if pending.bytes.is_empty() && !pending.writing {
+    /// Queues `text`, which holds one or more whole lines.
+    pub fn say(&self, text: &str) {
+        self.queue(text.as_bytes());
+    }
+
+    /// Queues one line, formatted from `args`, with its newline.
+    ///
+    /// The accept loop says a line per join, so the line is formatted into a buffer on the
+    /// stack rather than a new `String`.
+    pub fn say_line(&self, args: fmt::Arguments<'_>) {
+        let mut buf = [0u8; 256];
+        let mut cursor = Cursor::new(&mut buf[..]);
+        if cursor.write_fmt(args).is_ok() && cursor.write_all(b"\n").is_ok() {
+            let len = cursor.position() as usize;
+            self.queue(&buf[..len]);
+        } else {
+            // Longer than any line the peer prints (an ID is at most 255 bytes).
+            self.say(&format!("{args}\n"));
+        }
+    }
+
+    /// Starts the thread that writes the queued lines to `sink` until [`Output::close`].
+    pub fn spawn_writer(&self, sink: Sink) -> io::Result<JoinHandle<()>> {
+        let output = self.clone();
+        thread::Builder::new()
+            .name("output".into())
+            .spawn(move || output.run_writer(sink))
+    }
+
+    /// Says that no more lines will come: the writer writes what is queued, then ends.
+    pub fn close(&self) {
+        let mut pending = self.lock();
+        pending.closed = true;
+        self.shared.ready.notify_one();
+    }
+
+    fn queue(&self, bytes: &[u8]) {
+        let mut pending = self.lock();
+        if pending.bytes.len() + bytes.len() > MAX_PENDING {
+            pending.dropped += 1;
+            if pending.dropped == 1 {
+                // Said here, once per burst: the writer may be stuck on a pipe nobody reads.
+                log::warn!("stdout is not being read: event lines are being dropped");
+            }
             return;
         }
-        drop(pending);
-        thread::sleep(GATHER);
+        pending.bytes.extend_from_slice(bytes);
+        if pending.idle {
+            // Only an idle writer needs the (system-call) wake-up; a busy one will look again.
+            pending.idle = false;
+            self.shared.ready.notify_one();
+        }
+    }
+
+    /// The output thread: wait for a line and write it at once; then, while lines keep
+    /// coming, write what gathered every [`GATHER`], so a busy peer writes (and wakes the
+    /// reader of its pipe) a few hundred times a second rather than once per line.
+    fn run_writer(&self, mut sink: Sink) {
+        let mut batch = Vec::new();
+        loop {
+            let (dropped, closed) = {
+                let mut pending = self.lock();
+                while pending.bytes.is_empty() && pending.dropped == 0 && !pending.closed {
+                    pending.idle = true;
+                    pending = self
+                        .shared
+                        .ready
+                        .wait(pending)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                pending.idle = false;
+                std::mem::swap(&mut pending.bytes, &mut batch);
+                (std::mem::take(&mut pending.dropped), pending.closed)
+            };
+            if !batch.is_empty() {
+                let _ = sink.write_all(&batch).and_then(|()| sink.flush());
+                batch.clear();
+            }
+            if dropped > 0 {
+                log::warn!(
+                    "{dropped} event lines dropped: stdout was not being read fast enough (more than {} KiB waiting)",
+                    MAX_PENDING / 1024
+                );
+            }
+            if closed && self.lock().bytes.is_empty() {
+                return;
+            }
+            thread::sleep(GATHER);
+        }
+    }
+
+    /// Queueing a line cannot leave the queue half-changed, so a poisoned lock is still usable.
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 /// The first line a peer prints (PROTOCOL 7.1), which scripts and tools read.
-pub fn address_line(addr: std::net::SocketAddrV4, id: &str) -> String {
+pub fn address_line(addr: SocketAddrV4, id: &str) -> String {
     format!("{ADDRESS_LINE_START}{addr}{ADDRESS_LINE_MIDDLE}{id}\n")
 }
 
@@ -97,108 +171,106 @@ const ADDRESS_LINE_START: &str = "This peer address is ";
 const ADDRESS_LINE_MIDDLE: &str = " located at ";
 
 /// Reads the address and the ID back out of an address line (without its newline).
-pub fn parse_address_line(line: &str) -> Option<(std::net::SocketAddrV4, &str)> {
+pub fn parse_address_line(line: &str) -> Option<(SocketAddrV4, &str)> {
     let rest = line.strip_prefix(ADDRESS_LINE_START)?;
     let (addr, id) = rest.split_once(ADDRESS_LINE_MIDDLE)?;
     Some((addr.parse().ok()?, id))
 }
 
 /// Formats a list of peers as the `which is peered with` line shows them.
-pub fn peer_list(peers: &[std::net::SocketAddrV4]) -> String {
+pub fn peer_list(peers: &[SocketAddrV4]) -> String {
     let items: Vec<String> = peers.iter().map(|p| format!("[{p}]")).collect();
     items.join(", ")
-}
-
-fn queue(bytes: &[u8]) {
-    let writer_running = *WRITER.get_or_init(|| {
-        thread::Builder::new()
-            .name("output".into())
-            .spawn(run_writer)
-            .is_ok()
-    });
-    if !writer_running {
-        write_out(bytes);
-        return;
-    }
-    let mut pending = lock();
-    if pending.bytes.len() + bytes.len() > MAX_PENDING {
-        pending.dropped += 1;
-        if pending.dropped == 1 {
-            // Said here, once per burst: the writer may be stuck on a pipe nobody reads.
-            log::warn!("stdout is not being read: event lines are being dropped");
-        }
-        return;
-    }
-    pending.bytes.extend_from_slice(bytes);
-    if pending.idle {
-        // Only an idle writer needs the (system-call) wake-up; a busy one will look again.
-        pending.idle = false;
-        READY.notify_one();
-    }
-}
-
-/// The output thread: wait for a line and write it at once; then, while lines keep
-/// coming, write what gathered every [`GATHER`], so a busy peer writes (and wakes the
-/// reader of its pipe) a few hundred times a second rather than once per line.
-fn run_writer() {
-    let mut batch = Vec::new();
-    loop {
-        {
-            let mut pending = lock();
-            while pending.bytes.is_empty() && pending.dropped == 0 {
-                pending.idle = true;
-                pending = READY
-                    .wait(pending)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-            }
-            pending.idle = false;
-        }
-        loop {
-            let dropped = {
-                let mut pending = lock();
-                if pending.bytes.is_empty() && pending.dropped == 0 {
-                    break;
-                }
-                std::mem::swap(&mut pending.bytes, &mut batch);
-                pending.writing = true;
-                std::mem::take(&mut pending.dropped)
-            };
-            write_out(&batch);
-            batch.clear();
-            lock().writing = false;
-            if dropped > 0 {
-                log::warn!(
-                    "{dropped} event lines dropped: stdout was not being read fast enough (more than {} KiB waiting)",
-                    MAX_PENDING / 1024
-                );
-            }
-            thread::sleep(GATHER);
-        }
-    }
-}
-
-fn write_out(bytes: &[u8]) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(bytes);
-    let _ = stdout.flush();
-}
-
-/// Queueing a line cannot leave the queue half-changed, so a poisoned lock is still usable.
-fn lock() -> MutexGuard<'static, Pending> {
-    PENDING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A sink the test can read after the writer has ended.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    /// Says `lines` through an output whose writer runs, closes it, and returns what it wrote.
+    fn written(say: impl FnOnce(&Output)) -> String {
+        let output = Output::new();
+        let sink = Captured::default();
+        let writer = output.spawn_writer(Box::new(sink.clone())).unwrap();
+        say(&output);
+        output.close();
+        writer.join().unwrap();
+        sink.text()
+    }
+
     #[test]
-    fn a_line_longer_than_the_stack_buffer_is_still_said() {
-        say_line(format_args!("{}", "x".repeat(300)));
-        flush();
-        assert!(lock().bytes.is_empty(), "flush waits for the writer");
+    fn lines_are_written_in_order_and_whole_before_the_writer_ends() {
+        let text = written(|out| {
+            out.say_line(format_args!("Connected from peer {}", "127.0.0.1:1"));
+            out.say("two\nlines\n");
+            out.say_line(format_args!("{}", "x".repeat(300)));
+        });
+        let long = "x".repeat(300);
+        assert_eq!(
+            text,
+            format!("Connected from peer 127.0.0.1:1\ntwo\nlines\n{long}\n")
+        );
+    }
+
+    #[test]
+    fn lines_said_before_the_writer_starts_are_kept() {
+        let output = Output::new();
+        output.say("early\n");
+        let sink = Captured::default();
+        let writer = output.spawn_writer(Box::new(sink.clone())).unwrap();
+        output.close();
+        writer.join().unwrap();
+        assert_eq!(sink.text(), "early\n");
+    }
+
+    #[test]
+    fn two_outputs_are_separate() {
+        let (a, b) = (Output::new(), Output::new());
+        let (sink_a, sink_b) = (Captured::default(), Captured::default());
+        let wa = a.spawn_writer(Box::new(sink_a.clone())).unwrap();
+        let wb = b.spawn_writer(Box::new(sink_b.clone())).unwrap();
+        a.say("to a\n");
+        b.say("to b\n");
+        a.close();
+        b.close();
+        wa.join().unwrap();
+        wb.join().unwrap();
+        assert_eq!(
+            (sink_a.text(), sink_b.text()),
+            ("to a\n".into(), "to b\n".into())
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_lines_and_counts_them() {
+        let output = Output::new();
+        let line = "y".repeat(1023) + "\n";
+        for _ in 0..(MAX_PENDING / 1024) + 3 {
+            output.say(&line);
+        }
+        let pending = output.lock();
+        assert_eq!(pending.bytes.len(), MAX_PENDING);
+        assert_eq!(pending.dropped, 3);
     }
 
     #[test]

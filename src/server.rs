@@ -6,9 +6,8 @@
 //! costs a thread. The replies come ready-encoded from the table.
 
 use crate::link::LinkThreads;
-use crate::node::Shared;
-use crate::output::say_line;
 use crate::sockets::{ipv4, send_reply};
+use crate::state::Shared;
 use crate::table::Admission;
 use crate::wire::describe;
 use std::io;
@@ -48,7 +47,9 @@ fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>, links: &mut
     };
     match shared.table.admit(peer) {
         Admission::Redirect { reply } => {
-            say_line(format_args!("Peer table full: {peer} redirected"));
+            shared
+                .output
+                .say_line(format_args!("Peer table full: {peer} redirected"));
             if let Err(e) = send_reply(&stream, &reply) {
                 log::info!("Redirect to {peer} not delivered: {e}");
             }
@@ -61,7 +62,9 @@ fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>, links: &mut
                 return;
             }
             log::debug!("sent to {peer}: {}", describe(&reply));
-            say_line(format_args!("Connected from peer {peer}"));
+            shared
+                .output
+                .say_line(format_args!("Connected from peer {peer}"));
             links.spawn(stream, peer, slot, shared);
         }
     }

@@ -63,6 +63,11 @@ impl PeerTable {
         })
     }
 
+    /// This peer's ID, the sender ID of every reply.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     pub fn capacity(&self) -> usize {
         self.capacity
     }

@@ -3,9 +3,8 @@
 mod common;
 
 use common::{FakePeer, PATIENCE, hold_open, join};
-use peer::cli::Config;
-use peer::joiner;
-use peer::node::{JoinLimits, Node};
+use peer::joiner::{self, JoinLimits};
+use peer::node::{Config, Node};
 use peer::wire::{Kind, Message};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -51,8 +50,8 @@ fn auto_join_stops_after_its_attempt_limit() {
         max_attempts: 3,
         ..JoinLimits::default()
     };
-    let node = node(limits);
-    assert!(joiner::join(next[0], node.shared()).is_none());
+    let node = node(limits.clone());
+    assert!(joiner::join(next[0], node.shared(), &limits).is_none());
     assert_eq!(count.load(Ordering::Relaxed), 3);
 }
 
@@ -67,9 +66,9 @@ fn auto_join_stops_at_its_time_budget() {
         budget: Duration::from_secs(1),
         ..JoinLimits::default()
     };
-    let node = node(limits);
+    let node = node(limits.clone());
     let started = Instant::now();
-    assert!(joiner::join(first.addr, node.shared()).is_none());
+    assert!(joiner::join(first.addr, node.shared(), &limits).is_none());
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(900),
