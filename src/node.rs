@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-/// What a peer is asked to be: the command line ([`crate::cli`]) produces it.
+/// What a peer is asked to be: the command line (`cli.rs`) produces it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The peer to join first, if any.

@@ -1,7 +1,7 @@
 //! What the threads of one running peer share, behind one `Arc`.
 //!
-//! The accept loop ([`crate::server`]), the link threads ([`crate::link`]) and the
-//! connector ([`crate::joiner`]) all read and change the same table, print through the
+//! The accept loop (`server.rs`), the link threads (`link.rs`) and the
+//! connector (`joiner.rs`) all read and change the same table, print through the
 //! same output and watch the same stop flag. They get it here rather than from the node
 //! that starts them, so that every module below the node depends only on this one.
 
