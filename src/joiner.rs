@@ -316,6 +316,23 @@ mod tests {
     }
 
     #[test]
+    fn recognises_itself_under_a_non_loopback_address_of_this_machine() {
+        // The address this machine would send from toward a benchmarking-range host: a
+        // UDP connect only picks a route, it sends nothing.
+        let probe = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let local = probe
+            .connect("198.18.0.1:9")
+            .and_then(|()| probe.local_addr());
+        let Ok(std::net::SocketAddr::V4(local)) = local else {
+            eprintln!("no route off this machine: non-loopback self-recognition not tested");
+            return;
+        };
+        let own = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9);
+        assert!(is_self(SocketAddrV4::new(*local.ip(), 9), own), "{local}");
+        assert!(!is_self(SocketAddrV4::new(*local.ip(), 10), own));
+    }
+
+    #[test]
     fn recognises_itself_when_listening_on_all_interfaces() {
         let own = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9);
         assert!(is_self(addr(9), own));

@@ -189,6 +189,33 @@ mod tests {
         assert_eq!(stream.position(), 4);
     }
 
+    /// A reader interrupted by a signal before every chunk it hands out.
+    struct Interrupting {
+        bytes: Cursor<Vec<u8>>,
+        interrupt_next: bool,
+    }
+
+    impl Read for Interrupting {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.interrupt_next = !self.interrupt_next;
+            if self.interrupt_next {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(3);
+            self.bytes.read(&mut buf[..n])
+        }
+    }
+
+    #[test]
+    fn a_read_interrupted_by_a_signal_is_retried() {
+        let mut stream = Interrupting {
+            bytes: Cursor::new(WELCOME_ONE.to_vec()),
+            interrupt_next: false,
+        };
+        let (_, raw) = read_message(&mut stream).expect("interruptions are not errors");
+        assert_eq!(raw, WELCOME_ONE);
+    }
+
     #[test]
     fn errors_read_as_sentences() {
         let closed = ReadError::Closed { got: 3, needed: 9 };

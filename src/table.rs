@@ -218,9 +218,35 @@ mod tests {
     fn a_slot_removes_only_its_own_entry() {
         let table = PeerTable::new("p", 3).unwrap();
         let first = table.insert(addr(7)).unwrap();
-        table.insert(addr(7)).unwrap();
-        table.remove(first);
-        assert_eq!(table.peers(), vec![addr(7)]);
+        let middle = table.insert(addr(8)).unwrap();
+        let last = table.insert(addr(7)).unwrap();
+        // The same address twice: the later entry's slot removes the later entry.
+        assert!(table.remove(last));
+        assert_eq!(table.peers(), vec![addr(7), addr(8)]);
+        assert!(table.remove(first));
+        assert_eq!(table.peers(), vec![addr(8)]);
+        assert!(table.remove(middle));
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn contains_says_whether_an_address_is_listed() {
+        let table = PeerTable::new("p", 2).unwrap();
+        assert!(!table.contains(addr(1)));
+        let slot = table.insert(addr(1)).unwrap();
+        assert!(table.contains(addr(1)));
+        assert!(!table.contains(addr(2)));
+        table.remove(slot);
+        assert!(!table.contains(addr(1)));
+    }
+
+    #[test]
+    fn insert_refuses_when_full() {
+        let table = PeerTable::new("p", 1).unwrap();
+        assert!(table.insert(addr(1)).is_some());
+        assert!(table.insert(addr(2)).is_none());
+        assert_eq!(table.peers(), vec![addr(1)]);
+        assert_eq!((table.len(), table.capacity(), table.id()), (1, 1, "p"));
     }
 
     #[test]

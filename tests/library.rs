@@ -77,9 +77,144 @@ fn auto_join_stops_at_its_time_budget() {
     assert!(took < Duration::from_secs(2), "budget overrun: {took:?}");
 }
 
+/// A fake that counts its connections and answers each with a Welcome.
+fn welcomer(count: &Arc<AtomicUsize>) -> FakePeer {
+    let bytes = Message::new(Kind::Welcome, "w", vec![]).unwrap().to_bytes();
+    let count = Arc::clone(count);
+    FakePeer::start(1, move |mut stream| {
+        count.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.write_all(&bytes);
+        hold_open(stream);
+    })
+}
+
+#[test]
+fn auto_join_skips_a_peer_it_is_already_linked_with() {
+    let linked_count = Arc::new(AtomicUsize::new(0));
+    let linked = welcomer(&linked_count);
+    let first = redirector(vec![linked.addr], &Arc::new(AtomicUsize::new(0)));
+    let node = node(JoinLimits::default());
+    node.shared().table.insert(linked.addr).unwrap();
+    assert!(joiner::join(first.addr, node.shared(), &JoinLimits::default()).is_none());
+    assert_eq!(linked_count.load(Ordering::Relaxed), 0, "joined twice");
+}
+
+#[test]
+fn a_node_stopped_mid_auto_join_tries_no_further_peer() {
+    let node = node(JoinLimits::default());
+    let second_count = Arc::new(AtomicUsize::new(0));
+    let second = welcomer(&second_count);
+    let stop = Arc::clone(&node.shared().stop);
+    let bytes = Message::new(Kind::Redirect, "r", vec![second.addr])
+        .unwrap()
+        .to_bytes();
+    // The first peer stops the node before it answers, as Ctrl-C might.
+    let first = FakePeer::start(1, move |mut stream| {
+        stop.store(true, Ordering::Relaxed);
+        let _ = stream.write_all(&bytes);
+        hold_open(stream);
+    });
+    assert!(joiner::join(first.addr, node.shared(), &JoinLimits::default()).is_none());
+    assert_eq!(second_count.load(Ordering::Relaxed), 0, "searched on");
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_connect_that_hangs_ends_with_the_whole_budget() {
+    use socket2::{Domain, Socket, Type};
+    // A listener that never accepts, with its queue full: Linux drops further SYNs.
+    let jammed = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    jammed.bind(&any.into()).unwrap();
+    jammed.listen(0).unwrap();
+    let addr = jammed.local_addr().unwrap().as_socket().unwrap();
+    let _fillers: Vec<Socket> = (0..4)
+        .map(|_| {
+            let filler = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            let _ = filler.connect_timeout(&addr.into(), Duration::from_millis(200));
+            filler
+        })
+        .collect();
+    let limits = JoinLimits {
+        budget: Duration::from_secs(1),
+        ..JoinLimits::default()
+    };
+    let node = node(limits.clone());
+    let target = match addr {
+        std::net::SocketAddr::V4(v4) => v4,
+        other => panic!("{other}"),
+    };
+    let started = Instant::now();
+    assert!(joiner::join(target, node.shared(), &limits).is_none());
+    let took = started.elapsed();
+    // The connect alone may take 3 s; the whole search has only 1 s.
+    assert!(
+        took >= Duration::from_millis(900),
+        "gave up early: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "connect overran the budget: {took:?}"
+    );
+}
+
+#[test]
+fn two_nodes_in_one_process_print_to_their_own_outputs() {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sinks = [Captured::default(), Captured::default()];
+    let mut running = Vec::new();
+    for sink in &sinks {
+        let node = node(JoinLimits::default()).output_to(Box::new(sink.clone()));
+        let (addr, stopper) = (node.addr(), node.stopper());
+        let handle = thread::spawn(move || node.run().is_ok());
+        running.push((addr, stopper, handle));
+    }
+    // Join the first node only; its link is closed before it stops.
+    let (link, _, _) = join(running[0].0);
+    let me = link.local_addr().unwrap();
+    drop(link);
+    let deadline = Instant::now() + PATIENCE;
+    let text = |sink: &Captured| String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    while !text(&sinks[0]).contains(" left") && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    for (_, stopper, handle) in running {
+        stopper.stop();
+        assert!(handle.join().unwrap());
+    }
+    let (first, second) = (text(&sinks[0]), text(&sinks[1]));
+    let addr0 = running_addr(&first);
+    assert_eq!(
+        first,
+        format!(
+            "This peer address is {addr0} located at lib\nConnected from peer {me}\nPeer {me} left\n"
+        )
+    );
+    assert!(second.starts_with("This peer address is "), "{second}");
+    assert_eq!(second.lines().count(), 1, "{second}");
+}
+
+/// The address in the first line of `text`.
+fn running_addr(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    peer::output::parse_address_line(first)
+        .map(|(addr, _)| addr.to_string())
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_running_node_stops_when_asked() {
-    let node = node(JoinLimits::default());
+    let node = node(JoinLimits::default()).output_to(Box::new(std::io::sink()));
     let (addr, stopper) = (node.addr(), node.stopper());
     let (done_tx, done_rx) = channel();
     thread::spawn(move || {
