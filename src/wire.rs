@@ -254,8 +254,10 @@ impl Message {
         self.header().emit(&mut out[start..]);
         out.extend_from_slice(&self.sender_id);
         for peer in &self.peers {
-            out.extend_from_slice(&peer.ip().octets());
-            out.extend_from_slice(&peer.port().to_be_bytes());
+            let mut entry = [0u8; ENTRY_LEN];
+            entry[..4].copy_from_slice(&peer.ip().octets());
+            BigEndian::write_u16(&mut entry[4..], peer.port());
+            out.extend_from_slice(&entry);
         }
     }
 
