@@ -1,4 +1,4 @@
-//! The command line of SPEC section 2.
+//! The command line of PROTOCOL 2.
 //!
 //! The course runs one copy of the peer per folder, named `ID-SIZE` (`peer1-2`), so the ID
 //! and the table size come from the current folder's name unless `-i` or `-n` says

@@ -1,4 +1,4 @@
-//! The timer of SPEC section 3: starts at a random value from 1 to 999 and gains one tick
+//! The timer of PROTOCOL 3: starts at a random value from 1 to 999 and gains one tick
 //! every 10 ms for the life of the process, wrapping at 2^32.
 //!
 //! One thread owns the ticking. It sets the value from the time elapsed since start

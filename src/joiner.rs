@@ -1,4 +1,4 @@
-//! Joining (SPEC section 6): the connector thread.
+//! Joining (PROTOCOL 6): the connector thread.
 //!
 //! The joiner connects from this peer's own listening port and reads one reply. A Welcome
 //! ends the join: the other peer enters the table and the link is held open. A Redirect

@@ -1,4 +1,4 @@
-//! A peering link: the TCP connection that stays open after a Welcome, on either side.
+//! A peering link (PROTOCOL 1.3, 5.4): the TCP connection that stays open after a Welcome, on either side.
 //!
 //! The link's thread waits for the other peer to close it (or crash: the kernel closes
 //! its sockets), then frees the table entry at once and says so. cPTP sends nothing on an

@@ -1,4 +1,4 @@
-//! Reading one cPTP message off a byte stream.
+//! Reading one cPTP message off a byte stream (PROTOCOL 4.4, 4.5).
 //!
 //! The reader takes the 4-byte header, checks it, then reads exactly the bytes the header
 //! announced and not one more: whatever a peer sends after a complete message (zero

@@ -1,4 +1,4 @@
-//! Being joined (SPEC section 5): the accept loop on the main thread.
+//! Being joined (PROTOCOL 5): the accept loop on the main thread.
 //!
 //! A join is the TCP connection itself. If the table has room the joiner gets a Welcome
 //! and its link gets a thread ([`crate::link`]); if not, it gets a Redirect and the

@@ -1,4 +1,4 @@
-//! Sockets with the options a peer needs.
+//! Sockets with the options a peer needs (PROTOCOL 6.1).
 //!
 //! A joining peer connects *from its own listening port*, so that the address the other
 //! side records for it (and later hands out in Redirects) is one where it really accepts

@@ -1,4 +1,4 @@
-//! The peer table: the peers this peer is linked with, up to a fixed capacity.
+//! The peer table of PROTOCOL 1.2 and 5.3: the peers this peer is linked with, up to a fixed capacity.
 //!
 //! Deciding whether a joiner fits and adding it are one step under one lock, so many joins
 //! at once can never overfill the table. The table also keeps its own Welcome and Redirect

@@ -1,4 +1,4 @@
-//! The cPTP wire format: one message type with no I/O in sight.
+//! The cPTP wire format of PROTOCOL 4: one message type with no I/O in sight.
 //!
 //! A message is a 4-byte header followed by the sender's ID and a list of peers:
 //!
@@ -300,7 +300,7 @@ pub fn check_id(id: &str) -> Result<(), BuildError> {
     }
 }
 
-/// Formats bytes as space-separated upper-case hex, as the SPEC's examples are written.
+/// Formats bytes as space-separated upper-case hex, as the examples of PROTOCOL 4.3 are written.
 pub fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 3);
     for (i, b) in bytes.iter().enumerate() {
@@ -347,7 +347,7 @@ mod tests {
             .collect()
     }
 
-    // The three worked examples of SPEC.md section 4.
+    // The three worked examples of PROTOCOL 4.3.
     const WELCOME_EMPTY: &str = "E0 20 00 05 70 65 65 72 31";
     const WELCOME_ONE: &str = "E0 20 01 05 70 65 65 72 31 7F 00 00 01 9A F6";
     const REDIRECT_TWO: &str = "E0 40 02 02 70 31 7F 00 00 01 9C 40 7F 00 00 01 9C 41";
