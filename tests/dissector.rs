@@ -698,6 +698,45 @@ fn a_redirect_announcing_8191_peers_then_fin_is_cut_short() {
             ),
         ],
     );
+    let tree = tshark.verbose(&file, "cptp", &[]);
+    for line in [
+        "The Redirect began in frame 4",
+        "Peers: 8191 announced, 2 present",
+    ] {
+        assert!(tree.contains(line), "no {line:?} in\n{tree}");
+    }
+}
+
+#[test]
+fn a_full_8191_peer_redirect_in_mss_sized_segments_is_reassembled() {
+    if !have_tshark() {
+        return;
+    }
+    let tshark = Tshark::new();
+    let bytes = lying_redirect(8191);
+    assert_eq!(bytes.len(), 49152);
+    let mut pcap = Pcap::default();
+    let mut flow = pcap.connect(51000, 39003);
+    for chunk in bytes.chunks(1448) {
+        pcap.send(&mut flow, chunk);
+    }
+    pcap.close(&mut flow);
+    let file = tshark.save("redirect-8191-full", &pcap);
+    let rows = tshark.decode(&file, &[]);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let row = &rows[0];
+    let ports: Vec<String> = (0..8191u32).map(|i| (40000 + i).to_string()).collect();
+    assert!(
+        field(row, "cptp.peer.port") == ports.join("|"),
+        "ports differ"
+    );
+    assert_eq!(field(row, "cptp.peer.ip").split('|').count(), 8191);
+    assert_eq!(field(row, "frame.number"), "37"); // 3 handshake + 34 segments
+    assert_eq!(field(row, "cptp.count"), "8191");
+    assert_eq!(field(row, "_ws.expert.message"), "");
+    assert!(field(&rows[0], "_ws.col.Info").starts_with(
+        "Redirect from p2, 8191 peers: 127.0.0.1:40000, 127.0.0.1:40001, 127.0.0.1:40002,"
+    ));
 }
 
 #[test]
