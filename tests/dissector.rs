@@ -426,6 +426,36 @@ fn the_three_worked_examples_decode_by_heuristic() {
 }
 
 #[test]
+fn installed_as_a_personal_plugin_it_loads_without_x() {
+    if !have_tshark() {
+        return;
+    }
+    let tshark = Tshark::new();
+    let plugins = tshark.home.path().join(".local/lib/wireshark/plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(SCRIPT, plugins.join("cptp.lua")).unwrap();
+    let mut pcap = Pcap::default();
+    let mut flow = pcap.connect(51000, 39003);
+    pcap.send(&mut flow, &unhex(REDIRECT_TWO));
+    let file = tshark.save("plugin", &pcap);
+    let out = tshark
+        .command()
+        .args(["-n", "-r"])
+        .arg(&file)
+        .args([
+            "-Y",
+            "cptp.peer.port == 40001",
+            "-T",
+            "fields",
+            "-e",
+            "cptp.sender_id",
+        ])
+        .output()
+        .expect("run tshark");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "p1\n");
+}
+
+#[test]
 fn the_tree_shows_the_header_bits_and_a_subtree_per_peer() {
     if !have_tshark() {
         return;
