@@ -27,7 +27,9 @@ fn skip_or_fail(reason: &str) {
     if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
         panic!("{reason}; CI is set, so this is a failure (.ci/run installs tshark)");
     }
-    eprintln!("SKIPPED: {reason}");
+    // Straight to the stderr handle: eprintln! in a passing test is swallowed by cargo test.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
 }
 
 /// True when `tshark` runs and loads Lua; otherwise applies [`skip_or_fail`].
@@ -822,6 +824,45 @@ fn the_heuristic_leaves_other_tcp_alone() {
     pcap.send(&mut short, &[0xE0]);
     let file = tshark.save("not-cptp", &pcap);
     assert_eq!(tshark.decode(&file, &[]), Vec::<Row>::new());
+}
+
+#[test]
+fn random_payloads_never_raise_a_lua_error() {
+    if !have_tshark() {
+        return;
+    }
+    let tshark = Tshark::new();
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut pcap = Pcap::default();
+    for i in 0..300u16 {
+        let mut flow = pcap.connect(20000 + i, 39003);
+        for _ in 0..1 + next() % 3 {
+            let len = (next() % 40) as usize;
+            let mut payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Most start like a header, so the interesting paths are taken.
+            if len >= 4 && next() % 4 != 0 {
+                payload[0] = if next() % 4 == 0 { 0x20 } else { 0xE0 }; // V = 1 or 7
+                payload[1] = [0x20, 0x40, 0x60][(next() % 3) as usize] | (payload[1] & 0x1F);
+                payload[3] %= 8;
+            }
+            pcap.send(&mut flow, &payload);
+        }
+        if next() % 2 == 0 {
+            pcap.close(&mut flow);
+        }
+    }
+    let file = tshark.save("random", &pcap);
+    for prefs in [&[][..], &["cptp.tcp.port:39003"][..]] {
+        // `run` fails on any Lua error in the output; every frame is listed.
+        let rows = tshark.decode_where(&file, "frame", prefs);
+        assert_eq!(rows.len(), pcap.frames as usize);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
