@@ -27,7 +27,9 @@ fn skip_or_fail(reason: &str) {
     if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
         panic!("{reason}; CI is set, so this is a failure (.ci/run installs tshark)");
     }
-    eprintln!("SKIPPED: {reason}");
+    // Straight to the stderr handle: eprintln! in a passing test is swallowed by cargo test.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
 }
 
 /// True when `tshark` runs and loads Lua; otherwise applies [`skip_or_fail`].
@@ -426,6 +428,36 @@ fn the_three_worked_examples_decode_by_heuristic() {
 }
 
 #[test]
+fn installed_as_a_personal_plugin_it_loads_without_x() {
+    if !have_tshark() {
+        return;
+    }
+    let tshark = Tshark::new();
+    let plugins = tshark.home.path().join(".local/lib/wireshark/plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(SCRIPT, plugins.join("cptp.lua")).unwrap();
+    let mut pcap = Pcap::default();
+    let mut flow = pcap.connect(51000, 39003);
+    pcap.send(&mut flow, &unhex(REDIRECT_TWO));
+    let file = tshark.save("plugin", &pcap);
+    let out = tshark
+        .command()
+        .args(["-n", "-r"])
+        .arg(&file)
+        .args([
+            "-Y",
+            "cptp.peer.port == 40001",
+            "-T",
+            "fields",
+            "-e",
+            "cptp.sender_id",
+        ])
+        .output()
+        .expect("run tshark");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "p1\n");
+}
+
+#[test]
 fn the_tree_shows_the_header_bits_and_a_subtree_per_peer() {
     if !have_tshark() {
         return;
@@ -698,6 +730,45 @@ fn a_redirect_announcing_8191_peers_then_fin_is_cut_short() {
             ),
         ],
     );
+    let tree = tshark.verbose(&file, "cptp", &[]);
+    for line in [
+        "The Redirect began in frame 4",
+        "Peers: 8191 announced, 2 present",
+    ] {
+        assert!(tree.contains(line), "no {line:?} in\n{tree}");
+    }
+}
+
+#[test]
+fn a_full_8191_peer_redirect_in_mss_sized_segments_is_reassembled() {
+    if !have_tshark() {
+        return;
+    }
+    let tshark = Tshark::new();
+    let bytes = lying_redirect(8191);
+    assert_eq!(bytes.len(), 49152);
+    let mut pcap = Pcap::default();
+    let mut flow = pcap.connect(51000, 39003);
+    for chunk in bytes.chunks(1448) {
+        pcap.send(&mut flow, chunk);
+    }
+    pcap.close(&mut flow);
+    let file = tshark.save("redirect-8191-full", &pcap);
+    let rows = tshark.decode(&file, &[]);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let row = &rows[0];
+    let ports: Vec<String> = (0..8191u32).map(|i| (40000 + i).to_string()).collect();
+    assert!(
+        field(row, "cptp.peer.port") == ports.join("|"),
+        "ports differ"
+    );
+    assert_eq!(field(row, "cptp.peer.ip").split('|').count(), 8191);
+    assert_eq!(field(row, "frame.number"), "37"); // 3 handshake + 34 segments
+    assert_eq!(field(row, "cptp.count"), "8191");
+    assert_eq!(field(row, "_ws.expert.message"), "");
+    assert!(field(&rows[0], "_ws.col.Info").starts_with(
+        "Redirect from p2, 8191 peers: 127.0.0.1:40000, 127.0.0.1:40001, 127.0.0.1:40002,"
+    ));
 }
 
 #[test]
@@ -753,6 +824,45 @@ fn the_heuristic_leaves_other_tcp_alone() {
     pcap.send(&mut short, &[0xE0]);
     let file = tshark.save("not-cptp", &pcap);
     assert_eq!(tshark.decode(&file, &[]), Vec::<Row>::new());
+}
+
+#[test]
+fn random_payloads_never_raise_a_lua_error() {
+    if !have_tshark() {
+        return;
+    }
+    let tshark = Tshark::new();
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut pcap = Pcap::default();
+    for i in 0..300u16 {
+        let mut flow = pcap.connect(20000 + i, 39003);
+        for _ in 0..1 + next() % 3 {
+            let len = (next() % 40) as usize;
+            let mut payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Most start like a header, so the interesting paths are taken.
+            if len >= 4 && next() % 4 != 0 {
+                payload[0] = if next() % 4 == 0 { 0x20 } else { 0xE0 }; // V = 1 or 7
+                payload[1] = [0x20, 0x40, 0x60][(next() % 3) as usize] | (payload[1] & 0x1F);
+                payload[3] %= 8;
+            }
+            pcap.send(&mut flow, &payload);
+        }
+        if next() % 2 == 0 {
+            pcap.close(&mut flow);
+        }
+    }
+    let file = tshark.save("random", &pcap);
+    for prefs in [&[][..], &["cptp.tcp.port:39003"][..]] {
+        // `run` fails on any Lua error in the output; every frame is listed.
+        let rows = tshark.decode_where(&file, "frame", prefs);
+        assert_eq!(rows.len(), pcap.frames as usize);
+    }
 }
 
 // ---------------------------------------------------------------------------------------

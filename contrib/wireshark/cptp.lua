@@ -142,8 +142,11 @@ local function add_message(tvb, tree, offset, available, kind, count, id_len, wh
         entries = math.min(count, math.floor((available - HEADER_LEN - id_len) / ENTRY_LEN))
     end
     if count > 0 then
-        local peers = item:add(cptp, tvb(first, math.max(entries * ENTRY_LEN, 0)),
-            "Peers: " .. plural(count, "entry", "entries"))
+        local label = "Peers: " .. plural(count, "entry", "entries")
+        if entries < count then
+            label = string.format("Peers: %d announced, %d present", count, entries)
+        end
+        local peers = item:add(cptp, tvb(first, math.max(entries * ENTRY_LEN, 0)), label)
         if entries == 0 then
             peers:set_len(0)
         end
@@ -264,8 +267,10 @@ local function dissect(tvb, pinfo, tree)
             if available < total and not why_short then
                 -- Ask TCP for more; remember what we know in case the sender closes first.
                 if stream and not pinfo.visited then
+                    local began = pending[stream] and pending[stream].began or pinfo.number
                     pending[stream] = { src = tostring(pinfo.src), port = pinfo.src_port,
-                        kind = kind, count = count, total = total, have = available }
+                        kind = kind, count = count, total = total, have = available,
+                        began = began }
                 end
                 pinfo.desegment_offset = offset
                 pinfo.desegment_len = DESEGMENT_ONE_MORE_SEGMENT
@@ -352,5 +357,7 @@ function cptp_close.dissector(tvb, pinfo, tree)
     item:add_proto_expert_info(e.truncated, string.format(
         "Message cut short: %s announced, %d of %d bytes sent before the connection closed",
         plural(p.count, "peer", "peers"), p.have, p.total))
+    item:add(cptp, tvb(0, 0), string.format("The %s began in frame %d", TYPES[p.kind],
+        p.began)):set_generated()
 end
 register_postdissector(cptp_close)
