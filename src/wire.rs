@@ -472,6 +472,19 @@ mod tests {
     }
 
     #[test]
+    fn build_errors_read_as_sentences() {
+        assert_eq!(BuildError::EmptyId.to_string(), "the peer ID is empty");
+        assert_eq!(
+            BuildError::IdTooLong(300).to_string(),
+            "the peer ID is 300 bytes; at most 255 fit"
+        );
+        assert_eq!(
+            BuildError::TooManyPeers(9000).to_string(),
+            "9000 peers listed; at most 8191 fit"
+        );
+    }
+
+    #[test]
     fn an_empty_id_on_the_wire_is_tolerated() {
         let message = Message::parse(&[0xE0, 0x20, 0x00, 0x00]).unwrap();
         assert_eq!(message.sender_id(), "");
