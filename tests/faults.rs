@@ -19,8 +19,20 @@ fn joiner_reports(fake: &FakePeer, complaint: &str) -> PeerProcess {
     let scratch = Scratch::new(PEER);
     let mut joiner = scratch.start("joiner-2", &["-p", &fake.addr.to_string()]);
     joiner.expect_lines(&[STANDALONE]);
-    let line = joiner.wait_for_stderr(&[&fake.addr.to_string(), complaint]);
-    assert!(!line.contains('\n'));
+    // One log line, with the level and the module, naming the peer and what went wrong.
+    let named = format!("[WARN  peer::joiner] join {}: ", fake.addr);
+    let line = joiner.wait_for_stderr(&[&named, complaint]);
+    assert!(line.starts_with(&named), "{line}");
+    let stderr = joiner.stderr();
+    let about: Vec<_> = stderr
+        .iter()
+        .filter(|l| l.contains(&fake.addr.to_string()))
+        .collect();
+    assert_eq!(
+        about,
+        [&line],
+        "one line about the peer; stderr: {stderr:#?}"
+    );
     let (_link, welcome, _) = join(joiner.addr);
     assert_eq!(welcome.kind(), Kind::Welcome, "still serving");
     assert!(joiner.is_running());
