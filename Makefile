@@ -1,25 +1,28 @@
 # `make demo` runs the course's three-peer chain; `make test` runs every check CI runs.
+# The peer is the root package; tools/ (package peer-tools) holds the test-support library
+# and the bench, soak and floor programs.
 
 CARGO ?= cargo
 PEER := target/release/peer
 
-.PHONY: all build test lint unit demo probe fuzz soak bench clean
+.PHONY: all build test lint unit demo fuzz soak bench clean
 
 all: build
 
 build:
 	$(CARGO) build --release
 
-# What CI runs (.ci/run): formatting, lints, then every test.
+# What CI runs (.ci/run): formatting, lints, then every test, over the whole workspace.
 test: lint unit
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 
+# examples/demo.rs starts the three peers through peer-tools' harness.
 demo:
 	$(CARGO) build --release --bin peer --example demo
 	target/release/examples/demo $(PEER) 3
@@ -28,15 +31,18 @@ demo:
 fuzz:
 	PEER_FUZZ_CASES=1000000 $(CARGO) test --release --test fuzz -- --nocapture --test-threads 2
 
-# 60 s of floods, churn and bad replies against one peer; prints what it saw.
+# 60 s of floods, churn and bad replies against one peer (tools/src/bin/soak.rs).
 soak:
-	$(CARGO) build --release --bin peer --example soak
-	target/release/examples/soak $(PEER) 60
+	$(CARGO) build --release --bin peer
+	$(CARGO) build --release -p peer-tools --bin soak
+	target/release/soak $(PEER) 60
 
-# Peer against the floor server, side by side; table printed and written to target/bench/.
+# Peer against the floor server, side by side (tools/src/bin/bench.rs and floor.rs);
+# table printed and written to target/bench/.
 bench:
-	$(CARGO) build --release --bin peer --example floor --example bench
-	target/release/examples/bench $(PEER) target/release/examples/floor
+	$(CARGO) build --release --bin peer
+	$(CARGO) build --release -p peer-tools --bin floor --bin bench
+	target/release/bench $(PEER) target/release/floor
 
 clean:
 	$(CARGO) clean

@@ -6,73 +6,11 @@
 //!
 //! Usage: `demo PATH-TO-PEER-BINARY [SECONDS]`
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use peer_tools::{PeerProcess, Scratch};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::thread;
-use std::time::{Duration, Instant};
-
-struct Running {
-    name: &'static str,
-    child: Child,
-    lines: Receiver<String>,
-    shown: Vec<String>,
-}
-
-impl Running {
-    /// Starts the peer in `dir/name` and waits for its address line.
-    fn start(
-        binary: &Path,
-        dir: &Path,
-        name: &'static str,
-        args: &[&str],
-    ) -> Result<Running, String> {
-        let folder = dir.join(name);
-        std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-        let mut child = Command::new(binary)
-            .args(args)
-            .current_dir(&folder)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let (tx, lines) = channel();
-        for stream in [
-            Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().expect("piped")),
-        ] {
-            let tx = tx.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let mut peer = Running {
-            name,
-            child,
-            lines,
-            shown: Vec::new(),
-        };
-        let first = peer
-            .lines
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| format!("{name} printed no address line"))?;
-        peer.shown.push(first);
-        Ok(peer)
-    }
-
-    /// The `IP:PORT` of the address line.
-    fn addr(&self) -> String {
-        self.shown[0]
-            .split_whitespace()
-            .nth(4)
-            .unwrap_or_default()
-            .to_string()
-    }
-}
+use std::time::Duration;
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -89,51 +27,43 @@ fn main() -> ExitCode {
         }
     };
     let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(3);
-    let dir = std::env::temp_dir().join(format!("peer-demo-{}", std::process::id()));
-    let result = run(&binary, &dir, Duration::from_secs(seconds));
-    let _ = std::fs::remove_dir_all(&dir);
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+
+    println!("Starting the chain peer1-2 <- peer2-1 <- peer3-2");
+    let scratch = Scratch::new(binary);
+    let start = |name: &str, args: &[&str]| scratch.command(name, args).try_run();
+    let result = start("peer1-2", &[]).and_then(|peer1| {
+        let peer2 = start("peer2-1", &["-p", &peer1.addr.to_string()])?;
+        let peer3 = start("peer3-2", &["-p", &peer2.addr.to_string()])?;
+        Ok([("peer1-2", peer1), ("peer2-1", peer2), ("peer3-2", peer3)])
+    });
+    let mut peers = match result {
+        Ok(peers) => peers,
         Err(e) => {
             eprintln!("demo: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
-    }
-}
+    };
 
-fn run(binary: &Path, dir: &Path, watch: Duration) -> Result<(), String> {
-    let mut peers = Vec::new();
-    println!(
-        "Starting the chain peer1-2 <- peer2-1 <- peer3-2 in {}",
-        dir.display()
-    );
-    peers.push(Running::start(binary, dir, "peer1-2", &[])?);
-    let first = peers[0].addr();
-    peers.push(Running::start(binary, dir, "peer2-1", &["-p", &first])?);
-    let second = peers[1].addr();
-    peers.push(Running::start(binary, dir, "peer3-2", &["-p", &second])?);
-
-    // Collect what the peers print while they run.
-    let until = Instant::now() + watch;
-    while Instant::now() < until {
-        for peer in &mut peers {
-            while let Ok(line) = peer.lines.try_recv() {
-                peer.shown.push(line);
-            }
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    // What they print while being stopped (links closing) is not part of the chain.
-    for peer in &mut peers {
-        let _ = peer.child.kill();
-        let _ = peer.child.wait();
-    }
-    for peer in &peers {
-        println!("\n===== {} =====", peer.name);
-        for line in &peer.shown {
+    thread::sleep(Duration::from_secs(seconds));
+    // What they printed while running; what they print while being stopped (links
+    // closing) is not part of the chain.
+    let shown: Vec<(&str, Vec<String>)> = peers
+        .iter_mut()
+        .map(|(name, peer)| (*name, printed(peer)))
+        .collect();
+    drop(peers);
+    for (name, lines) in shown {
+        println!("\n===== {name} =====");
+        for line in lines {
             println!("{line}");
         }
     }
     println!("\nAll three peers stopped.");
-    Ok(())
+    ExitCode::SUCCESS
+}
+
+/// Every line `peer` has printed so far, stdout then stderr.
+fn printed(peer: &mut PeerProcess) -> Vec<String> {
+    while peer.poll_line().is_some() {}
+    [peer.seen.clone(), peer.stderr()].concat()
 }

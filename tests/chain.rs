@@ -1,10 +1,11 @@
 //! Peers joining peers: the course's three-peer chain, handed-out addresses, auto-join.
 
-mod common;
-
-use common::{FakePeer, Scratch, dead_address, join, listed};
 use peer::wire::{Kind, Message};
+use peer_tools::{FakePeer, Scratch, dead_address, join, listed};
 use std::time::Instant;
+
+/// The peer binary Cargo built for these tests.
+const PEER: &str = env!("CARGO_BIN_EXE_peer");
 
 /// Checks a `Connected to peer ID:PORT at timestamp: N` line; the timer started at 1..=999
 /// and gains 100 a second.
@@ -24,7 +25,7 @@ fn assert_connected_line(line: &str, id: &str, port: u16, started: Instant) {
 
 #[test]
 fn three_peer_chain_redirects_and_auto_joins() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let started = Instant::now();
     let mut peer1 = scratch.start("peer1-2", &[]);
     let a1 = peer1.addr.to_string();
@@ -64,7 +65,7 @@ fn three_peer_chain_redirects_and_auto_joins() {
 
 #[test]
 fn the_address_handed_out_for_a_peer_accepts_joins() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let peer1 = scratch.start("peer1-1", &[]);
     let mut peer2 = scratch.start("peer2-2", &["-p", &peer1.addr.to_string()]);
     peer2.wait_for("the join", |l| l.starts_with("Connected to peer peer1:"));
@@ -84,7 +85,7 @@ fn the_address_handed_out_for_a_peer_accepts_joins() {
 
 #[test]
 fn auto_join_follows_two_levels_of_redirects_past_unreachable_peers() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut target = scratch.start("target-2", &[]);
     let unreachable = dead_address();
     let second = {
@@ -125,7 +126,7 @@ fn auto_join_follows_two_levels_of_redirects_past_unreachable_peers() {
 
 #[test]
 fn a_network_with_no_free_slot_leaves_the_joiner_standalone_and_serving() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let peer1 = scratch.start("peer1-1", &[]);
     let mut peer2 = scratch.start("peer2-1", &["-p", &peer1.addr.to_string()]);
     peer2.wait_for("the join", |l| l.starts_with("Received ack from peer1"));

@@ -1,14 +1,15 @@
 //! The command line and the first line, through the real binary.
 
-mod common;
-
-use common::{PeerProcess, Scratch, binary, join};
 use peer::wire::Kind;
+use peer_tools::{Scratch, join};
 use std::process::{Command, Stdio};
 
+/// The peer binary Cargo built for these tests.
+const PEER: &str = env!("CARGO_BIN_EXE_peer");
+
 fn run_to_end(args: &[&str]) -> (i32, String, String) {
-    let scratch = Scratch::new();
-    let out = Command::new(binary())
+    let scratch = Scratch::new(PEER);
+    let out = Command::new(PEER)
         .args(args)
         .current_dir(scratch.folder("peer1-2"))
         .stdin(Stdio::null())
@@ -62,7 +63,7 @@ fn invalid_input_exits_2_with_one_line_and_the_usage() {
 
 #[test]
 fn the_first_line_names_the_address_and_the_folder_id() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let peer = scratch.start("peer7-3", &[]);
     assert_eq!(peer.id, "peer7");
     assert!(peer.addr.ip().is_loopback());
@@ -75,7 +76,7 @@ fn the_first_line_names_the_address_and_the_folder_id() {
 
 #[test]
 fn flags_override_the_folder() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let peer = scratch.start("peer7-3", &["-i", "alice", "-n", "1"]);
     assert_eq!(peer.id, "alice");
     let (_link, welcome, _) = join(peer.addr);
@@ -85,7 +86,7 @@ fn flags_override_the_folder() {
 
 #[test]
 fn a_folder_that_does_not_fit_warns_and_runs() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let peer = scratch.start("workspace", &[]);
     assert_eq!(peer.id, "workspace");
     peer.wait_for_stderr(&["WARN", "'workspace' is not ID-SIZE"]);
@@ -96,7 +97,7 @@ fn a_folder_that_does_not_fit_warns_and_runs() {
 
 #[test]
 fn binding_all_interfaces_shows_it_and_accepts_on_loopback() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let peer = scratch.start("peer1-2", &["-b", "0.0.0.0"]);
     assert!(peer.addr.ip().is_unspecified(), "{}", peer.addr);
     let loopback = std::net::SocketAddrV4::new([127, 0, 0, 1].into(), peer.addr.port());
@@ -106,9 +107,9 @@ fn binding_all_interfaces_shows_it_and_accepts_on_loopback() {
 
 #[test]
 fn debug_logging_shows_each_message_decoded_and_in_hex() {
-    let scratch = Scratch::new();
-    let debug = [("RUST_LOG", "debug")];
-    let peer1 = PeerProcess::start(&scratch.folder("peer1-2"), &[], &debug);
+    let scratch = Scratch::new(PEER);
+    let debug = |name, args| scratch.command(name, args).env("RUST_LOG", "debug").run();
+    let peer1 = debug("peer1-2", &[]);
     let (first, _, _) = join(peer1.addr);
     let first = first.local_addr().unwrap();
     peer1.wait_for_stderr(&[
@@ -117,7 +118,7 @@ fn debug_logging_shows_each_message_decoded_and_in_hex() {
     ]);
     // The joining side decodes what it receives the same way.
     let target = peer1.addr.to_string();
-    let peer2 = PeerProcess::start(&scratch.folder("peer2-2"), &["-p", &target], &debug);
+    let peer2 = debug("peer2-2", &["-p", &target]);
     peer2.wait_for_stderr(&[
         &format!("received from {target}: Welcome from 'peer1' listing 1 peers: {first}"),
         "; bytes: E0 20 01 05 70 65 65 72 31 7F 00 00 01",

@@ -1,24 +1,38 @@
 //! The joiner against misbehaving peers: each is reported on stderr with the peer's
 //! address and what went wrong, nothing panics, and the peer keeps serving.
 
-mod common;
-
-use common::{FakePeer, PATIENCE, PeerProcess, Scratch, dead_address, hold_open, join};
+use peer::sockets::ipv4;
 use peer::wire::{Kind, Message};
+use peer_tools::{FakePeer, PATIENCE, PeerProcess, Scratch, dead_address, hold_open, join};
 use std::io::Write;
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// The peer binary Cargo built for these tests.
+const PEER: &str = env!("CARGO_BIN_EXE_peer");
 
 const STANDALONE: &str = "No peer accepted the join; running standalone";
 
 /// Starts a joiner against `fake`, waits for it to give up, and checks that it reported
 /// `complaint` about the fake, did not panic, and still accepts joins.
 fn joiner_reports(fake: &FakePeer, complaint: &str) -> PeerProcess {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut joiner = scratch.start("joiner-2", &["-p", &fake.addr.to_string()]);
     joiner.expect_lines(&[STANDALONE]);
-    let line = joiner.wait_for_stderr(&[&fake.addr.to_string(), complaint]);
-    assert!(!line.contains('\n'));
+    // One log line, with the level and the module, naming the peer and what went wrong.
+    let named = format!("[WARN  peer::joiner] join {}: ", fake.addr);
+    let line = joiner.wait_for_stderr(&[&named, complaint]);
+    assert!(line.starts_with(&named), "{line}");
+    let stderr = joiner.stderr();
+    let about: Vec<_> = stderr
+        .iter()
+        .filter(|l| l.contains(&fake.addr.to_string()))
+        .collect();
+    assert_eq!(
+        about,
+        [&line],
+        "one line about the peer; stderr: {stderr:#?}"
+    );
     let (_link, welcome, _) = join(joiner.addr);
     assert_eq!(welcome.kind(), Kind::Welcome, "still serving");
     assert!(joiner.is_running());
@@ -71,7 +85,7 @@ fn a_valid_message_followed_by_junk_joins() {
     let welcome = Message::new(Kind::Welcome, "node7", vec![]).unwrap();
     let bytes = [welcome.to_bytes(), b"\n\0\0\0garbage".to_vec()].concat();
     let fake = FakePeer::replying(bytes);
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut joiner = scratch.start("joiner-2", &["-p", &fake.addr.to_string()]);
     let line = joiner.next_line();
     let prefix = format!(
@@ -88,7 +102,7 @@ fn a_valid_message_followed_by_junk_joins() {
 
 #[test]
 fn an_unreachable_first_peer_is_reported() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let dead = dead_address();
     let mut joiner = scratch.start("joiner-2", &["-p", &dead.to_string()]);
     joiner.expect_lines(&[STANDALONE]);
@@ -99,7 +113,7 @@ fn an_unreachable_first_peer_is_reported() {
 
 #[test]
 fn a_bad_peer_in_a_redirect_is_skipped() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut good = scratch.start("good-2", &[]);
     let bad = FakePeer::replying(vec![0xFF; 4]); // V = 7, type 255
     let list = vec![bad.addr, good.addr];
@@ -115,7 +129,7 @@ fn a_bad_peer_in_a_redirect_is_skipped() {
 
 #[test]
 fn garbage_sent_to_the_server_does_not_stop_it() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut peer = scratch.start("peer1-1", &[]);
     // A client that sends junk and resets, many times, while the table fills and empties.
     for _ in 0..20 {
@@ -156,7 +170,7 @@ fn a_welcome_after_the_table_filled_up_closes_that_link() {
         hold_open(stream);
         let _ = closed_tx.send(());
     });
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut joiner = scratch.start("joiner-1", &["-p", &fake.addr.to_string()]);
     arrived_rx
         .recv_timeout(PATIENCE)
@@ -179,16 +193,13 @@ fn a_welcome_after_the_table_filled_up_closes_that_link() {
 
 #[test]
 fn a_joiner_never_tries_itself() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut good = scratch.start("good-2", &[]);
     let good_addr = good.addr;
     // The joiner connects from its listening port, so the fake learns the joiner's own
     // address from the connection, and lists it first.
     let fake = FakePeer::start(1, move |mut stream| {
-        let me = match stream.peer_addr().unwrap() {
-            std::net::SocketAddr::V4(v4) => v4,
-            other => panic!("{other}"),
-        };
+        let me = stream.peer_addr().ok().and_then(ipv4).expect("IPv4");
         let redirect = Message::new(Kind::Redirect, "mirror", vec![me, good_addr]).unwrap();
         let _ = stream.write_all(&redirect.to_bytes());
         hold_open(stream);
@@ -230,7 +241,7 @@ fn a_connect_that_hangs_gives_up_after_three_seconds() {
         let _ = filler.connect_timeout(&addr.into(), Duration::from_millis(200));
         fillers.push(filler);
     }
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let started = Instant::now();
     let mut joiner = scratch.start("joiner-2", &["-p", &addr.to_string()]);
     joiner.expect_lines(&[STANDALONE]);

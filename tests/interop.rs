@@ -2,50 +2,35 @@
 //! (`tests/interop/course-peer.js`): its own bit packing in JavaScript, joins from an
 //! ephemeral port, and optionally a newline after every message.
 //!
-//! Needs `node`; where it is missing each test says so and passes without running.
+//! Needs `node`: where it is missing each test says so and is skipped, except under CI
+//! (`CI` set), where that is a failure ([`peer_tools::need_tool`]).
 
-mod common;
-
-use common::{PeerProcess, Scratch, join};
 use peer::wire::{Kind, Message};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use peer_tools::{PeerProcess, Scratch, Start, join, local_addr, need_tool};
 
-fn node_available() -> bool {
-    let found = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!("node not found: interop test not run");
-    }
-    found
-}
+/// The peer binary Cargo built for these tests.
+const PEER: &str = env!("CARGO_BIN_EXE_peer");
 
-/// Starts the Node.js peer in the folder `name` (ID-SIZE) of `scratch`.
+/// The Node.js peer, run by `node`.
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/course-peer.js");
+
+/// Starts the Node.js peer in the folder `name` (ID-SIZE) of `scratch`; with `quirk`, it
+/// sends a newline after every message.
 fn start_node(scratch: &Scratch, name: &str, args: &[&str], quirk: bool) -> PeerProcess {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/course-peer.js");
-    let mut command = Command::new("node");
-    command
-        .arg(script)
-        .args(args)
-        .current_dir(scratch.folder(name))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if quirk {
-        command.env("QUIRK", "newline");
+    let args = [&[SCRIPT], args].concat();
+    let node = Start::new("node", &scratch.folder(name), &args);
+    match quirk {
+        true => node.env("QUIRK", "newline").run(),
+        false => node.run(),
     }
-    PeerProcess::spawn(command)
 }
 
 #[test]
 fn node_replies_are_byte_for_byte_ours() {
-    if !node_available() {
+    if !need_tool("node") {
         return;
     }
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let node = start_node(&scratch, "n1-1", &[], false);
     let (first, _, raw) = join(node.addr);
     assert_eq!(
@@ -54,10 +39,7 @@ fn node_replies_are_byte_for_byte_ours() {
             .unwrap()
             .to_bytes()
     );
-    let seen = match first.local_addr().unwrap() {
-        std::net::SocketAddr::V4(v4) => v4,
-        other => panic!("{other}"),
-    };
+    let seen = local_addr(&first);
     let (_, _, raw) = join(node.addr);
     let redirect = Message::new(Kind::Redirect, "n1", vec![seen]).unwrap();
     assert_eq!(raw, redirect.to_bytes());
@@ -65,10 +47,10 @@ fn node_replies_are_byte_for_byte_ours() {
 
 #[test]
 fn our_peer_joins_a_node_peer_from_its_listening_port() {
-    if !node_available() {
+    if !need_tool("node") {
         return;
     }
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut node = start_node(&scratch, "n1-2", &[], true);
     let mut ours = scratch.start("peer2-2", &["-p", &node.addr.to_string()]);
     let line = ours.next_line();
@@ -87,10 +69,10 @@ fn our_peer_joins_a_node_peer_from_its_listening_port() {
 
 #[test]
 fn a_node_peer_joins_ours() {
-    if !node_available() {
+    if !need_tool("node") {
         return;
     }
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut ours = scratch.start("peer1-2", &[]);
     let mut node = start_node(&scratch, "n2-2", &["-p", &ours.addr.to_string()], false);
     node.expect_lines(&[
@@ -106,10 +88,10 @@ fn a_node_peer_joins_ours() {
 
 #[test]
 fn a_full_node_peer_redirects_and_ours_auto_joins() {
-    if !node_available() {
+    if !need_tool("node") {
         return;
     }
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut node = start_node(&scratch, "n1-1", &[], true);
     let mut first = scratch.start("peer2-2", &["-p", &node.addr.to_string()]);
     first.wait_for("the join", |l| l.starts_with("Received ack from n1"));

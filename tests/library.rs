@@ -1,11 +1,9 @@
 //! The library's own entry points: the auto-join's bounds and stopping a running node.
 
-mod common;
-
-use common::{FakePeer, PATIENCE, hold_open, join};
 use peer::joiner::{self, JoinLimits};
 use peer::node::{Config, Node};
 use peer::wire::{Kind, Message};
+use peer_tools::{FakePeer, PATIENCE, hold_open, join};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;

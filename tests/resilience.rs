@@ -1,33 +1,22 @@
 //! Fault tests: floods, descriptor exhaustion, churn, and peers that reply slowly, lie
 //! about their length or reset. Loopback only; every loop is bounded in count and time.
 
-mod common;
-
-use common::{FakePeer, PATIENCE, PeerProcess, Scratch, join, procfs};
 use peer::reader::{Deadline, read_message};
 use peer::wire::{Kind, Message};
-use socket2::SockRef;
+use peer_tools::{
+    FakePeer, Output, PATIENCE, PeerProcess, Scratch, hold_open, join, local_addr, need_tool,
+    procfs, reset,
+};
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::net::{SocketAddrV4, TcpStream};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-fn local_addr(stream: &TcpStream) -> SocketAddrV4 {
-    match stream.local_addr().unwrap() {
-        std::net::SocketAddr::V4(v4) => v4,
-        other => panic!("{other}"),
-    }
-}
-
-/// Closes `stream` with a reset (RST) instead of an orderly close.
-fn reset(stream: TcpStream) {
-    let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-    drop(stream);
-}
+/// The peer binary Cargo built for these tests.
+const PEER: &str = env!("CARGO_BIN_EXE_peer");
 
 /// Samples the thread count of `pid` until `stop`; returns the largest seen.
 fn watch_threads(pid: u32, stop: Arc<AtomicBool>) -> thread::JoinHandle<usize> {
@@ -48,7 +37,7 @@ fn a_connection_flood_against_a_full_table_is_answered_without_threads() {
     const WORKERS: usize = 4;
     const PER_WORKER: usize = 750;
     const HELD_PER_WORKER: usize = 100;
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut hub = scratch.start("hub-2", &[]);
     let (link1, _, _) = join(hub.addr);
     let (_link2, _, _) = join(hub.addr);
@@ -127,20 +116,15 @@ fn a_connection_flood_against_a_full_table_is_answered_without_threads() {
 #[test]
 #[cfg(target_os = "linux")]
 fn running_out_of_descriptors_pauses_accepting_and_resumes() {
-    if Command::new("prlimit").arg("--version").output().is_err() {
-        panic!("prlimit (util-linux) is needed for this test");
+    if !need_tool("prlimit") {
+        return;
     }
     const JOINS: usize = 100;
-    let scratch = Scratch::new();
-    let mut command = Command::new("prlimit");
-    command
-        .args(["--nofile=64:64", "--", common::binary()])
-        .current_dir(scratch.folder("hub-200"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .env_remove("RUST_LOG");
-    let mut hub = PeerProcess::spawn(command);
+    let scratch = Scratch::new(PEER);
+    let mut hub = scratch
+        .command("hub-200", &[])
+        .under(&["prlimit", "--nofile=64:64", "--"])
+        .run();
 
     // More links than descriptors: the kernel queues the rest in the backlog.
     let links: Vec<TcpStream> = (0..JOINS)
@@ -192,7 +176,7 @@ fn running_out_of_descriptors_pauses_accepting_and_resumes() {
 fn churn_keeps_the_table_true() {
     const SIZE: usize = 3;
     const ROUNDS: usize = 8;
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut hub = scratch.start("hub-3", &[]);
     let hub_addr = hub.addr.to_string();
     let mut live: Vec<PeerProcess> = Vec::new();
@@ -258,7 +242,7 @@ fn churn_keeps_the_table_true() {
 /// Runs a joiner against a Redirect that lists `bad` first and a good peer second; checks
 /// that `bad` is reported with `complaint` within the read timeout and the join moves on.
 fn the_join_moves_past(bad: &FakePeer, complaint: &str) {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut good = scratch.start("good-2", &[]);
     let redirect = Message::new(Kind::Redirect, "first", vec![bad.addr, good.addr]).unwrap();
     let first = FakePeer::replying(redirect.to_bytes());
@@ -273,7 +257,7 @@ fn the_join_moves_past(bad: &FakePeer, complaint: &str) {
 
 #[test]
 fn a_peer_that_never_replies_times_out() {
-    let bad = FakePeer::start(1, common::hold_open);
+    let bad = FakePeer::start(1, hold_open);
     the_join_moves_past(&bad, "sent no reply within 5.0 s");
 }
 
@@ -308,7 +292,7 @@ fn lying_redirect() -> Vec<u8> {
 fn a_peer_that_announces_8191_peers_and_sends_fewer_times_out() {
     let bad = FakePeer::start(1, |mut stream| {
         let _ = stream.write_all(&lying_redirect());
-        common::hold_open(stream);
+        hold_open(stream);
     });
     the_join_moves_past(&bad, "sent only 605 bytes of its reply within 5.0 s");
 }
@@ -335,7 +319,7 @@ fn a_peer_that_resets_mid_message_is_reported() {
 #[test]
 #[cfg(target_os = "linux")]
 fn link_threads_never_outnumber_the_table_under_churn() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let hub = scratch.start("hub-2", &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = watch_threads(hub.pid(), Arc::clone(&stop));
@@ -369,38 +353,22 @@ fn link_threads_never_outnumber_the_table_under_churn() {
 
 #[test]
 fn a_peer_whose_stdout_is_never_read_keeps_serving() {
-    use std::io::BufRead;
     const JOINS: usize = 30_000; // some 1.4 MB of lines: past the pipe and the queue
-    let scratch = Scratch::new();
-    let mut child = Command::new(common::binary())
-        .current_dir(scratch.folder("peer1-1"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .env_remove("RUST_LOG")
-        .spawn()
-        .expect("start peer");
-    // Read the address line, then never read stdout again (but keep it open).
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let addr: SocketAddrV4 = first.split_whitespace().nth(4).unwrap().parse().unwrap();
-    let (_link, _, _) = join(addr);
+    let scratch = Scratch::new(PEER);
+    // The address line is read, then stdout never again (but it stays open).
+    let mut peer = scratch.command("peer1-1", &[]).stdout(Output::Unread).run();
+    let (_link, _, _) = join(peer.addr);
     let deadline = Instant::now() + PATIENCE * 3;
     for i in 0..JOINS {
         assert!(Instant::now() < deadline, "only {i} joins answered in time");
-        let (_, reply, _) = join(addr);
+        let (_, reply, _) = join(peer.addr);
         assert_eq!(reply.kind(), Kind::Redirect);
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(stderr.contains("stdout is not being read"), "{stderr}");
-    assert_eq!(
-        stderr.matches("stdout is not being read").count(),
-        1,
-        "{stderr}"
-    );
-    drop(stdout);
+    peer.kill();
+    let stderr = peer.stderr();
+    let warnings = stderr
+        .iter()
+        .filter(|l| l.contains("stdout is not being read"))
+        .count();
+    assert_eq!(warnings, 1, "{stderr:#?}");
 }

@@ -1,21 +1,15 @@
 //! Being joined: exact reply bytes, concurrent joins, and links that close.
 
-mod common;
-
-use common::{PATIENCE, Scratch, join};
 use peer::wire::{Kind, Message};
+use peer_tools::{PATIENCE, Scratch, join, local_addr};
 use std::io::Write;
-use std::net::{SocketAddrV4, TcpStream};
+use std::net::SocketAddrV4;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-fn local_addr(stream: &TcpStream) -> SocketAddrV4 {
-    match stream.local_addr().unwrap() {
-        std::net::SocketAddr::V4(v4) => v4,
-        other => panic!("{other}"),
-    }
-}
+/// The peer binary Cargo built for these tests.
+const PEER: &str = env!("CARGO_BIN_EXE_peer");
 
 fn entry(addr: SocketAddrV4) -> Vec<u8> {
     [&addr.ip().octets()[..], &addr.port().to_be_bytes()].concat()
@@ -23,7 +17,7 @@ fn entry(addr: SocketAddrV4) -> Vec<u8> {
 
 #[test]
 fn welcome_and_redirect_bytes_are_exact() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut peer = scratch.start("peer1-2", &[]);
     let id = b"peer1";
 
@@ -62,7 +56,7 @@ fn welcome_and_redirect_bytes_are_exact() {
 
 #[test]
 fn thirty_two_joins_at_once_get_two_welcomes_and_thirty_redirects() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut peer = scratch.start("peer1-2", &[]);
     let start = Arc::new(Barrier::new(32));
     let joins: Vec<_> = (0..32)
@@ -111,7 +105,7 @@ fn thirty_two_joins_at_once_get_two_welcomes_and_thirty_redirects() {
 
 #[test]
 fn a_killed_peer_frees_its_slot() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut peer1 = scratch.start("peer1-1", &[]);
     let mut peer2 = scratch.start("peer2-1", &["-p", &peer1.addr.to_string()]);
     peer1.expect_lines(&[&format!("Connected from peer {}", peer2.addr)]);
@@ -129,7 +123,7 @@ fn a_killed_peer_frees_its_slot() {
 
 #[test]
 fn the_joining_side_also_drops_a_link_that_closes() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut peer1 = scratch.start("peer1-1", &[]);
     let mut peer2 = scratch.start("peer2-1", &["-p", &peer1.addr.to_string()]);
     peer2.wait_for("the join", |l| l.starts_with("Received ack from peer1"));
@@ -142,7 +136,7 @@ fn the_joining_side_also_drops_a_link_that_closes() {
 
 #[test]
 fn a_link_that_sends_bytes_stays_a_link() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let mut peer = scratch.start("peer1-1", &[]);
     let (mut link, _, _) = join(peer.addr);
     let me = local_addr(&link);
@@ -156,7 +150,7 @@ fn a_link_that_sends_bytes_stays_a_link() {
 
 #[test]
 fn welcome_order_is_table_before_the_joiner() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(PEER);
     let peer = scratch.start("peer1-3", &[]);
     let (a, _, _) = join(peer.addr);
     let (b, _, _) = join(peer.addr);

@@ -7,6 +7,8 @@
 //! It prints the same first line as `peer` (`This peer address is IP:PORT located at
 //! floor`) so the benchmark starts both the same way.
 
+use peer::output::address_line;
+use peer::sockets::ipv4;
 use peer::wire::{Kind, Message};
 use std::io::Write;
 use std::net::{SocketAddrV4, TcpListener};
@@ -21,8 +23,9 @@ fn main() {
         .expect("fits the header")
         .to_bytes();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local address");
-    println!("This peer address is {addr} located at floor");
+    let addr = listener.local_addr().ok().and_then(ipv4).expect("IPv4");
+    print!("{}", address_line(addr, "floor"));
+    let _ = std::io::stdout().flush();
     loop {
         if let Ok((mut stream, _)) = listener.accept() {
             let _ = stream.write_all(&redirect);

@@ -19,20 +19,16 @@
 //! Loopback only; every loop is bounded in count and time. The table is printed and
 //! written to `target/bench/bench.csv`.
 
-#[path = "../tests/common/procfs.rs"]
-mod procfs;
-
 use peer::reader::read_message;
 use peer::wire::Kind;
+use peer_tools::{Output, PeerProcess, Start, has_tool, procfs};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -65,170 +61,42 @@ struct Setup {
     quick: bool,
 }
 
-/// Where a server's stdout goes.
-enum Output {
-    /// A file in its folder: printing costs the server a write, and wakes nobody.
-    File,
-    /// A pipe this program reads: the first line's arrival is timed precisely.
-    Pipe,
-    /// A pipe whose lines are sent on, for the network formation.
-    Forward(Forward),
-}
-
-/// A server process, killed when dropped.
-struct Running {
-    child: Child,
-    addr: SocketAddrV4,
-    /// The file its stdout goes to, for `Output::File`.
-    stdout_file: Option<PathBuf>,
-}
-
-impl Running {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Lines printed so far (for `Output::File`).
-    fn lines(&self) -> usize {
-        let text = self
-            .stdout_file
-            .as_ref()
-            .and_then(|f| std::fs::read(f).ok())
-            .unwrap_or_default();
-        text.iter().filter(|b| **b == b'\n').count()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Setup {
-    /// Starts `server` in the folder `name` with `args`, on CPU 0 when pinning.
-    /// Returns it once it printed its address, with the time that took.
-    fn start(
-        &self,
-        server: Server,
-        name: &str,
-        args: &[&str],
-    ) -> Result<(Running, Duration), String> {
+    /// Starts `server` in the folder `name` with `args`, on CPU 0 when pinning, its stdout
+    /// to a file (printing costs the server a write, and wakes nobody). Returns it once it
+    /// printed its address.
+    fn start(&self, server: Server, name: &str, args: &[&str]) -> Result<PeerProcess, String> {
         self.start_on(server, name, args, self.pin.then_some("0"), Output::File)
     }
 
-    /// Starts `server` on `cpus`; with `forward`, every later line goes to that channel
-    /// with its arrival time.
+    /// Starts `server` on `cpus`, its stdout to `stdout`: a file, or lines read as they
+    /// come (the first line's arrival is then timed precisely).
     fn start_on(
         &self,
         server: Server,
         name: &str,
         args: &[&str],
         cpus: Option<&str>,
-        output: Output,
-    ) -> Result<(Running, Duration), String> {
-        let folder = self.scratch.join(name);
-        std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+        stdout: Output,
+    ) -> Result<PeerProcess, String> {
         let binary = match server {
             Server::Peer => &self.peer,
             Server::Floor => &self.floor,
         };
-        let mut command = match cpus {
-            Some(cpus) => {
-                let mut c = Command::new("taskset");
-                c.args(["-c", cpus]).arg(binary);
-                c
-            }
-            None => Command::new(binary),
-        };
-        let stdout_file = matches!(output, Output::File).then(|| folder.join("stdout.txt"));
-        let stdout = match &stdout_file {
-            Some(path) => Stdio::from(
-                std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
-            ),
-            None => Stdio::piped(),
-        };
-        command
-            .args(args)
-            .current_dir(&folder)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
+        let start = Start::new(binary, &self.scratch.join(name), args)
             .stdout(stdout)
-            .stderr(Stdio::null());
-        let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let (first, took) = match &stdout_file {
-            Some(path) => first_line_of_file(path)?,
-            None => {
-                let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-                let mut first = String::new();
-                stdout
-                    .read_line(&mut first)
-                    .map_err(|e| format!("{name}: {e}"))?;
-                let took = started.elapsed();
-                match output {
-                    Output::Forward(forward) => forward_lines(stdout, forward),
-                    _ => drain(stdout),
-                }
-                (first, took)
-            }
-        };
-        let addr = first
-            .split_whitespace()
-            .nth(4)
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| format!("{name}: no address line, got {first:?}"))?;
-        Ok((
-            Running {
-                child,
-                addr,
-                stdout_file,
-            },
-            took,
-        ))
-    }
-}
-
-/// Polls `path` until it holds a whole first line (10 s at most).
-fn first_line_of_file(path: &Path) -> Result<(String, Duration), String> {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(10) {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if let Some((first, _)) = text.split_once('\n') {
-            return Ok((first.to_string(), started.elapsed()));
+            .stderr(Output::Discard);
+        match cpus {
+            Some(cpus) => start.under(&["taskset", "-c", cpus]).try_run(),
+            None => start.try_run(),
         }
-        thread::sleep(Duration::from_micros(200));
     }
-    Err(format!("{}: no address line within 10 s", path.display()))
-}
-
-/// Where a peer's lines go: its number and a channel of (number, line, arrival).
-type Forward = (usize, Sender<(usize, String, Instant)>);
-
-fn forward_lines(stdout: BufReader<ChildStdout>, (number, tx): Forward) {
-    thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send((number, line, Instant::now())).is_err() {
-                break;
-            }
-        }
-    });
-}
-
-/// Reads and drops what a server prints, so it never blocks on a full pipe.
-fn drain(mut stdout: BufReader<ChildStdout>) {
-    thread::spawn(move || {
-        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-    });
 }
 
 /// Waits until `server` has printed `target` lines or `limit` passes.
-fn wait_lines(server: &Running, target: usize, limit: Duration) -> bool {
+fn wait_lines(server: &PeerProcess, target: u64, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
-    while server.lines() < target {
+    while server.printed() < target {
         if Instant::now() > deadline {
             return false;
         }
@@ -266,7 +134,7 @@ struct RedirectRun {
 }
 
 /// `joins` joins from `clients` threads against `server`, which must answer with Redirects.
-fn redirect_run(server: &Running, clients: usize, joins: usize) -> RedirectRun {
+fn redirect_run(server: &PeerProcess, clients: usize, joins: usize) -> RedirectRun {
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
     let cpu_before = procfs::cpu_ticks(server.pid()).unwrap_or(0);
@@ -379,8 +247,7 @@ fn redirect_path(setup: &Setup, rows: &mut Vec<Row>, errors: &mut usize) -> Resu
                 [Server::Peer, Server::Floor]
             };
             for server in order {
-                let (running, _) =
-                    setup.start(server, &format!("redirect{clients}-{run}-2"), &[])?;
+                let running = setup.start(server, &format!("redirect{clients}-{run}-2"), &[])?;
                 // Fill the peer's table so every join is redirected; the floor needs nothing.
                 let held: Vec<TcpStream> = match server {
                     Server::Peer => (0..2)
@@ -431,12 +298,12 @@ fn welcome_path(setup: &Setup, rows: &mut Vec<Row>, errors: &mut usize) -> Resul
     let (mut rate, mut held_rss, mut per_link, mut floor_rate) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..RUNS {
-        let (peer, _) = setup.start(Server::Peer, &format!("welcome{run}-{size}"), &[])?;
+        let peer = setup.start(Server::Peer, &format!("welcome{run}-{size}"), &[])?;
         thread::sleep(Duration::from_millis(100));
         let idle = procfs::rss_kib(peer.pid()).unwrap_or(0);
         let (streams, took, failed) = hold_joins(peer.addr, links, Kind::Welcome);
         *errors += failed;
-        if !wait_lines(&peer, links + 1, Duration::from_secs(10)) {
+        if !wait_lines(&peer, links as u64 + 1, Duration::from_secs(10)) {
             return Err("the peer did not print every join".into());
         }
         thread::sleep(Duration::from_millis(200));
@@ -446,7 +313,7 @@ fn welcome_path(setup: &Setup, rows: &mut Vec<Row>, errors: &mut usize) -> Resul
         per_link.push(rss.saturating_sub(idle) as f64 / links as f64);
         drop(streams);
 
-        let (floor, _) = setup.start(Server::Floor, &format!("welcomefloor{run}-2"), &[])?;
+        let floor = setup.start(Server::Floor, &format!("welcomefloor{run}-2"), &[])?;
         let (_, took, failed) = hold_joins(floor.addr, links, Kind::Redirect);
         *errors += failed;
         floor_rate.push(links as f64 / took.as_secs_f64());
@@ -519,7 +386,8 @@ fn startup(setup: &Setup, rows: &mut Vec<Row>) -> Result<(), String> {
             };
             for server in order {
                 let name = format!("start{run}x{start}-2");
-                let (running, took) = setup.start_on(server, &name, &[], cpu0, Output::Pipe)?;
+                let running = setup.start_on(server, &name, &[], cpu0, Output::Lines)?;
+                let took = running.started_in;
                 drop(running);
                 match server {
                     Server::Peer => p.push(took.as_secs_f64() * 1e3),
@@ -529,12 +397,12 @@ fn startup(setup: &Setup, rows: &mut Vec<Row>) -> Result<(), String> {
         }
         peer_ms.push(spread(&p).median);
         floor_ms.push(spread(&f).median);
-        let (peer, _) = setup.start_on(
+        let peer = setup.start_on(
             Server::Peer,
             &format!("idle{run}-2"),
             &[],
             cpu0,
-            Output::Pipe,
+            Output::Lines,
         )?;
         thread::sleep(Duration::from_millis(100));
         idle.push(procfs::rss_kib(peer.pid()).unwrap_or(0) as f64 / 1024.0);
@@ -567,7 +435,7 @@ fn formation(setup: &Setup, rows: &mut Vec<Row>) -> Result<(), String> {
     for run in 0..RUNS {
         // All peers share both CPUs here: there is no client and server to separate.
         let cpus = setup.pin.then_some("0,1");
-        let (boot, _) = setup.start_on(
+        let boot = setup.start_on(
             Server::Peer,
             &format!("net{run}-boot-3"),
             &[],
@@ -575,28 +443,21 @@ fn formation(setup: &Setup, rows: &mut Vec<Row>) -> Result<(), String> {
             Output::File,
         )?;
         let target = boot.addr.to_string();
-        let (tx, rx) = channel();
         let started = Instant::now();
         let mut children = Vec::new();
         let mut outcomes: Vec<Outcome> = Vec::new();
         for i in 0..count {
             let size = 2 + i % 2;
             let name = format!("net{run}-p{i}-{size}");
-            let (peer, _) = setup.start_on(
-                Server::Peer,
-                &name,
-                &["-p", &target],
-                cpus,
-                Output::Forward((i, tx.clone())),
-            )?;
+            let peer =
+                setup.start_on(Server::Peer, &name, &["-p", &target], cpus, Output::Lines)?;
             outcomes.push(Outcome {
                 port: peer.addr.port(),
                 ..Outcome::default()
             });
             children.push(peer);
         }
-        drop(tx);
-        let took = await_outcomes(&rx, &mut outcomes, started);
+        let took = await_outcomes(&mut children, &mut outcomes, started);
         seconds.push(took.as_secs_f64());
         joined.push(outcomes.iter().filter(|o| o.joined.is_some()).count() as f64);
         connected.push(if overlay_connected(boot.addr.port(), &outcomes) {
@@ -631,34 +492,41 @@ fn formation(setup: &Setup, rows: &mut Vec<Row>) -> Result<(), String> {
 }
 
 /// Reads the network peers' lines until each has joined or given up, or `RUN_LIMIT`
-/// passes. Returns the time from `started` until the last one finished.
+/// passes. Returns the time from `started` until the last one finished (each line carries
+/// the time it was read, so how often this polls does not change the figure).
 fn await_outcomes(
-    rx: &Receiver<(usize, String, Instant)>,
+    peers: &mut [PeerProcess],
     outcomes: &mut [Outcome],
     started: Instant,
 ) -> Duration {
     let mut pending = outcomes.len();
     let mut last = started;
-    while pending > 0 {
-        let Ok((i, line, at)) = rx.recv_timeout(RUN_LIMIT.saturating_sub(started.elapsed())) else {
-            break;
-        };
-        let outcome = &mut outcomes[i];
-        let before = outcome.joined.is_some() || outcome.standalone;
-        if let Some(rest) = line.strip_prefix("Connected to peer ") {
-            // "ID:PORT at timestamp: N"; the ID may hold colons, the port follows the last.
-            let port = rest
-                .split(" at timestamp")
-                .next()
-                .and_then(|id_port| id_port.rsplit(':').next())
-                .and_then(|p| p.parse().ok());
-            outcome.joined = port;
-        } else if line.starts_with("No peer accepted the join") {
-            outcome.standalone = true;
+    while pending > 0 && started.elapsed() < RUN_LIMIT {
+        let mut quiet = true;
+        for (peer, outcome) in peers.iter_mut().zip(outcomes.iter_mut()) {
+            while let Some((line, at)) = peer.poll_line() {
+                quiet = false;
+                let before = outcome.joined.is_some() || outcome.standalone;
+                if let Some(rest) = line.strip_prefix("Connected to peer ") {
+                    // "ID:PORT at timestamp: N"; the ID may hold colons, the port follows
+                    // the last.
+                    let port = rest
+                        .split(" at timestamp")
+                        .next()
+                        .and_then(|id_port| id_port.rsplit(':').next())
+                        .and_then(|p| p.parse().ok());
+                    outcome.joined = port;
+                } else if line.starts_with("No peer accepted the join") {
+                    outcome.standalone = true;
+                }
+                if !before && (outcome.joined.is_some() || outcome.standalone) {
+                    pending -= 1;
+                    last = last.max(at);
+                }
+            }
         }
-        if !before && (outcome.joined.is_some() || outcome.standalone) {
-            pending -= 1;
-            last = last.max(at);
+        if quiet {
+            thread::sleep(Duration::from_millis(1));
         }
     }
     last - started
@@ -764,22 +632,13 @@ fn machine() -> String {
     format!("machine: {cpu}, {cores} cores, {}", std::env::consts::OS)
 }
 
-fn has_taskset() -> bool {
-    Command::new("taskset")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         eprintln!("usage: bench PEER-BINARY FLOOR-BINARY [--quick]");
         return ExitCode::from(2);
     }
-    let pin = has_taskset();
+    let pin = has_tool("taskset");
     if pin && std::env::var_os(PINNED).is_none() {
         // Re-run this load generator on CPU 1; the servers go on CPU 0.
         let status = Command::new("taskset")

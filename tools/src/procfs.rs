@@ -1,6 +1,5 @@
 //! What /proc says about a process (Linux): live threads, memory, CPU time. Shared by the
-//! fault tests, the soak run and the benchmark (`#[path]`-included there).
-#![allow(dead_code)] // each user takes its own share
+//! fault tests, the soak run and the benchmark.
 
 /// The number of live threads of process `pid`. A thread that has ended and been joined
 /// stays listed for a moment while the kernel tears it down; the kernel marks it

@@ -1,7 +1,7 @@
 //! A soak run: mixed hostile load against one peer for a while, then a report.
 //!
 //! ```text
-//! cargo run --release --example soak -- target/release/peer 60
+//! cargo run --release -p peer-tools --bin soak -- target/release/peer 60
 //! ```
 //!
 //! The peer (table size 4) is started with `-p` pointing at a fake peer whose Redirect
@@ -15,18 +15,16 @@
 //! from /proc. Loopback only; every loop ends by the deadline. Exit status 1 if any
 //! invariant broke.
 
-#[path = "../tests/common/procfs.rs"]
-mod procfs;
-
 use peer::reader::{Deadline, ReadError, read_message};
+use peer::sockets::ipv4;
 use peer::wire::{Kind, Message};
-use socket2::SockRef;
+use peer_tools::{FakePeer, Output, PeerProcess, Start, procfs, reset};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::{Read, Write};
+use std::net::{SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -99,7 +97,7 @@ impl Tally {
         let started = Instant::now();
         match TcpStream::connect_timeout(&addr.into(), Duration::from_secs(3)) {
             Ok(stream) => {
-                if let Ok(SocketAddr::V4(local)) = stream.local_addr() {
+                if let Some(local) = stream.local_addr().ok().and_then(ipv4) {
                     self.opens
                         .lock()
                         .unwrap()
@@ -118,7 +116,7 @@ impl Tally {
 
     /// Records that `stream` is about to be closed.
     fn closing(&self, stream: &TcpStream) {
-        if let Ok(SocketAddr::V4(addr)) = stream.local_addr() {
+        if let Some(addr) = stream.local_addr().ok().and_then(ipv4) {
             self.closes
                 .lock()
                 .unwrap()
@@ -175,11 +173,6 @@ fn join(addr: SocketAddrV4, tally: &Tally) -> Option<(TcpStream, Message)> {
             None
         }
     }
-}
-
-fn reset(stream: TcpStream) {
-    let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-    drop(stream);
 }
 
 /// Floods the peer with connections of four kinds until `until`.
@@ -261,24 +254,7 @@ fn churn(addr: SocketAddrV4, tally: &Tally, until: Instant) {
 
 /// A fake peer that answers each connection with `behave`, until `until`.
 fn fake(until: Instant, behave: fn(TcpStream)) -> SocketAddrV4 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake");
-    let addr = match listener.local_addr().expect("fake address") {
-        SocketAddr::V4(v4) => v4,
-        SocketAddr::V6(_) => unreachable!("bound to IPv4"),
-    };
-    listener.set_nonblocking(true).expect("nonblocking");
-    thread::spawn(move || {
-        while Instant::now() < until {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nonblocking(false);
-                    thread::spawn(move || behave(stream));
-                }
-                Err(_) => thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    });
-    addr
+    FakePeer::until(usize::MAX, until, behave).addr
 }
 
 fn hold_silent(stream: TcpStream) {
@@ -313,60 +289,20 @@ fn bad_network(until: Instant) -> SocketAddrV4 {
     let redirect = Message::new(Kind::Redirect, "liar", bad)
         .expect("fits")
         .to_bytes();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = match listener.local_addr().expect("address") {
-        SocketAddr::V4(v4) => v4,
-        SocketAddr::V6(_) => unreachable!("bound to IPv4"),
-    };
-    thread::spawn(move || {
-        if let Ok((mut stream, _)) = listener.accept() {
-            let _ = stream.write_all(&redirect);
-        }
-    });
-    addr
+    FakePeer::until(1, until, move |mut stream| {
+        let _ = stream.write_all(&redirect);
+    })
+    .addr
 }
 
-/// Starts the peer under test and returns it with its address and a stderr collector.
-fn start_peer(
-    binary: &PathBuf,
-    dir: &std::path::Path,
-    join: SocketAddrV4,
-) -> (Child, SocketAddrV4, Arc<Mutex<Vec<String>>>, Arc<AtomicU64>) {
+/// Starts the peer under test, logging at `info`. Its stdout is only counted; its stderr
+/// goes to a file, since a long run logs far more lines than are worth keeping in memory.
+fn start_peer(binary: &Path, dir: &Path, join: SocketAddrV4) -> Result<PeerProcess, String> {
     let folder = dir.join(format!("soak-{TABLE_SIZE}"));
-    std::fs::create_dir_all(&folder).expect("peer folder");
-    let mut child = Command::new(binary)
-        .args(["-p", &join.to_string()])
-        .current_dir(&folder)
+    Start::new(binary, &folder, &["-p", &join.to_string()])
         .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start peer");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("address line");
-    let addr: SocketAddrV4 = first
-        .split_whitespace()
-        .nth(4)
-        .and_then(|a| a.parse().ok())
-        .expect("address in the first line");
-    let lines = Arc::new(AtomicU64::new(1));
-    let counter = Arc::clone(&lines);
-    thread::spawn(move || {
-        for _ in stdout.lines().map_while(Result::ok) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-    });
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&stderr);
-    let err = child.stderr.take().expect("piped");
-    thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    (child, addr, stderr, lines)
+        .stderr(Output::File)
+        .try_run()
 }
 
 /// Sorts the peer's log lines into kinds.
@@ -403,8 +339,14 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
 
-    let (mut child, addr, stderr, lines) = start_peer(&binary, &dir, bad_network(until));
-    let pid = child.id();
+    let mut peer = match start_peer(&binary, &dir, bad_network(until)) {
+        Ok(peer) => peer,
+        Err(e) => {
+            eprintln!("soak: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (addr, pid) = (peer.addr, peer.pid());
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -437,15 +379,14 @@ fn main() -> ExitCode {
     drop(after);
     stop.store(true, Ordering::Relaxed);
     let (threads, rss_kib) = sampler.join().unwrap_or((0, 0));
-    let alive = matches!(child.try_wait(), Ok(None));
-    let _ = child.kill();
-    let _ = child.wait();
-    thread::sleep(Duration::from_millis(100));
+    let alive = peer.is_running();
+    peer.kill();
+    let peer_kinds = peer_errors(&peer.stderr());
+    let lines = peer.printed();
+    drop(peer);
     let _ = std::fs::remove_dir_all(&dir);
 
     tally.judge();
-    let stderr = stderr.lock().unwrap().clone();
-    let peer_kinds = peer_errors(&stderr);
     let counts = tally.counts.lock().unwrap().clone();
     let errors = tally.errors.lock().unwrap().clone();
     let mut broken = tally.broken.lock().unwrap().clone();
@@ -483,10 +424,7 @@ fn main() -> ExitCode {
     for (what, n) in &peer_kinds {
         println!("  {what}: {n}");
     }
-    println!(
-        "event lines the peer printed: {}",
-        lines.load(Ordering::Relaxed)
-    );
+    println!("event lines the peer printed: {lines}");
     println!("largest thread count: {threads} (cap: table + 4 = {thread_cap})");
     println!("largest RSS: {rss_kib} KiB");
     if broken.is_empty() {
