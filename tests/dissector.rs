@@ -4,12 +4,10 @@
 //! binary's three-peer chain on loopback.
 //!
 //! Needs `tshark` (with Lua); where it is missing the tests say so and pass, except under
-//! `CI`, where they fail (see [`skip_or_fail`]). Set `CPTP_KEEP_PCAPS=DIR` to keep the
+//! `CI`, where they fail (see [`peer_tools::skip_or_fail`]). Set `CPTP_KEEP_PCAPS=DIR` to keep the
 //! captures for a look in Wireshark.
 
-mod common;
-
-use common::{PATIENCE, Scratch};
+use peer_tools::{PATIENCE, Scratch, skip_or_fail};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
@@ -21,18 +19,7 @@ use std::time::{Duration, Instant};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/wireshark/cptp.lua");
 
-/// The policy for a missing tool or permission: a visible message and a skip on a
-/// developer machine, a failure under CI (where `.ci/run` installs tshark).
-fn skip_or_fail(reason: &str) {
-    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-        panic!("{reason}; CI is set, so this is a failure (.ci/run installs tshark)");
-    }
-    // Straight to the stderr handle: eprintln! in a passing test is swallowed by cargo test.
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
-}
-
-/// True when `tshark` runs and loads Lua; otherwise applies [`skip_or_fail`].
+/// True when `tshark` runs and loads Lua; otherwise applies [`peer_tools::skip_or_fail`].
 fn have_tshark() -> bool {
     let out = Command::new("tshark")
         .args(["-v"])
@@ -877,7 +864,7 @@ struct LiveCapture {
 
 impl LiveCapture {
     /// Starts capturing TCP on `lo` into `file` and waits until a canary connection shows
-    /// up; `None` (after [`skip_or_fail`]) when that does not happen within [`PATIENCE`],
+    /// up; `None` (after [`peer_tools::skip_or_fail`]) when that does not happen within [`PATIENCE`],
     /// e.g. without capture permission.
     fn start(tshark: &Tshark, file: &Path) -> Option<LiveCapture> {
         let mut child = tshark
@@ -970,7 +957,7 @@ fn the_real_three_peer_chain_decodes_on_ephemeral_ports() {
     let Some(mut capture) = LiveCapture::start(&tshark, &file) else {
         return;
     };
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(env!("CARGO_BIN_EXE_peer"));
     let mut peer1 = scratch.start("peer1-2", &[]);
     let mut peer2 = scratch.start("peer2-1", &["-p", &peer1.addr.to_string()]);
     peer2.next_line(); // Connected to peer peer1

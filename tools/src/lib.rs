@@ -37,19 +37,24 @@ pub fn has_tool(tool: &str) -> bool {
         .is_ok()
 }
 
-/// Whether a test that needs the program `tool` can run. Where it is missing, the test is
-/// skipped with a message on a developer's machine, and fails under CI (the environment
-/// variable `CI` is set), where `.ci/run` installs what the tests need.
+/// Whether a test that needs the program `tool` can run; see [`skip_or_fail`].
 pub fn need_tool(tool: &str) -> bool {
     if has_tool(tool) {
         return true;
     }
-    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
-    assert!(!ci, "{tool} is missing, and CI is set: .ci/run installs it");
-    // Straight to stderr: the test harness captures `eprintln!` of a passing test.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: {tool} is missing; install it to run this test"
-    );
+    skip_or_fail(&format!("{tool} is missing; install it to run this test"));
     false
+}
+
+/// The one policy for a test that cannot run here (a program or a permission missing):
+/// skipped with a visible message on a developer's machine, a failure under CI (the
+/// environment variable `CI` is set), where `.ci/run` installs what the tests need.
+pub fn skip_or_fail(reason: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+    assert!(
+        !ci,
+        "{reason}; CI is set, so this is a failure (.ci/run installs what tests need)"
+    );
+    // Straight to stderr: the test harness captures `eprintln!` of a passing test.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
 }
