@@ -48,7 +48,7 @@ fn options() -> Options {
     opts.optopt(
         "p",
         "peer",
-        "join the peer at this address first (IPv4 or host name)",
+        "join this peer first (an IPv4 address or a host name)",
         "HOST:PORT",
     );
     opts.optopt(
