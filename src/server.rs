@@ -46,8 +46,13 @@ fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>, links: &mut
         log::warn!("refusing {from}: cPTP carries IPv4 addresses only");
         return;
     };
-    // The address the joiner reached us at: loopback entries are handed out as it.
-    let admission = match stream.local_addr().ok().and_then(ipv4) {
+    // A joiner from elsewhere is handed loopback entries as the address it reached us at
+    // (PROTOCOL 5.5). One on loopback needs no rewriting, nor the extra system call.
+    let local = match peer.ip().is_loopback() {
+        true => None,
+        false => stream.local_addr().ok().and_then(ipv4),
+    };
+    let admission = match local {
         Some(local) => shared.table.admit_on(peer, *local.ip()),
         None => shared.table.admit(peer),
     };
