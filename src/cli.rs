@@ -3,12 +3,18 @@
 //! The course runs one copy of the peer per folder, named `ID-SIZE` (`peer1-2`), so the ID
 //! and the table size come from the current folder's name unless `-i` or `-n` says
 //! otherwise.
+//!
+//! A `-p` host name is resolved here, once, by a function the caller passes in: the
+//! binary passes [`resolve_host`], the tests a table of their own.
 
 use crate::node::Config;
 use crate::wire::{MAX_ID_LEN, MAX_PEERS, check_id};
 use getopts::Options;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+
+/// Turns a host name into its first IPv4 address, or `None` if it has none.
+pub type Resolve<'a> = &'a dyn Fn(&str) -> Option<Ipv4Addr>;
 
 /// The table size when the folder name does not give one.
 pub const DEFAULT_TABLE_SIZE: usize = 2;
@@ -42,8 +48,8 @@ fn options() -> Options {
     opts.optopt(
         "p",
         "peer",
-        "join the peer at this address first",
-        "IP:PORT",
+        "join this peer first (an IPv4 address or a host name)",
+        "HOST:PORT",
     );
     opts.optopt(
         "n",
@@ -77,7 +83,17 @@ pub fn usage() -> String {
 
 /// Parses the arguments after the program name. `folder` is the name of the current
 /// directory, used for the ID and the table size when the flags do not give them.
+/// A `-p` host name is looked up with the system's resolver.
 pub fn parse<S: AsRef<str>>(args: &[S], folder: &str) -> Result<Command, UsageError> {
+    parse_with(args, folder, &resolve_host)
+}
+
+/// [`parse`], looking up a `-p` host name with `resolve`.
+pub fn parse_with<S: AsRef<str>>(
+    args: &[S],
+    folder: &str,
+    resolve: Resolve<'_>,
+) -> Result<Command, UsageError> {
     let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     let matches = options()
         .parse(&args)
@@ -89,7 +105,10 @@ pub fn parse<S: AsRef<str>>(args: &[S], folder: &str) -> Result<Command, UsageEr
         return Err(UsageError(format!("unexpected argument '{extra}'")));
     }
 
-    let join = matches.opt_str("p").map(|s| parse_peer(&s)).transpose()?;
+    let join = matches
+        .opt_str("p")
+        .map(|s| parse_peer_with(&s, resolve))
+        .transpose()?;
     let bind = match matches.opt_str("b") {
         Some(s) => s
             .parse::<Ipv4Addr>()
@@ -161,23 +180,52 @@ fn parse_size(s: &str) -> Result<usize, UsageError> {
     }
 }
 
-/// Parses the `-p` target: an IPv4 address (or `localhost`) and a port, not 0.
+/// Looks `host` up with the system's resolver (the hosts file, then DNS); the first IPv4
+/// address it gives, if any.
+pub fn resolve_host(host: &str) -> Option<Ipv4Addr> {
+    (host, 0)
+        .to_socket_addrs()
+        .ok()?
+        .find_map(|addr| match addr {
+            SocketAddr::V4(v4) => Some(*v4.ip()),
+            SocketAddr::V6(_) => None,
+        })
+}
+
+/// Parses the `-p` target, `HOST:PORT`, resolving a host name with the system's resolver.
 pub fn parse_peer(s: &str) -> Result<SocketAddrV4, UsageError> {
-    let bad = |why: &str| UsageError(format!("-p wants IP:PORT, but '{s}' {why}"));
+    parse_peer_with(s, &resolve_host)
+}
+
+/// Parses the `-p` target: an IPv4 address or a host name (looked up with `resolve`), and
+/// a port. The result must be an address a peer can be joined at: not 0.0.0.0, not port 0.
+pub fn parse_peer_with(s: &str, resolve: Resolve<'_>) -> Result<SocketAddrV4, UsageError> {
+    let bad = |why: &str| UsageError(format!("-p wants HOST:PORT, but '{s}' {why}"));
     if let Ok(SocketAddr::V6(_)) = s.parse::<SocketAddr>() {
         return Err(bad("is IPv6; cPTP carries IPv4 addresses only"));
     }
     let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("has no ':PORT'"))?;
-    let ip = match host {
-        "localhost" => Ipv4Addr::LOCALHOST,
-        _ => host
-            .parse::<Ipv4Addr>()
-            .map_err(|_| bad("does not start with an IPv4 address"))?,
-    };
     let port = match port.parse::<u16>() {
         Ok(0) | Err(_) => return Err(bad("has no port from 1 to 65535")),
         Ok(port) => port,
     };
+    let looks_numeric = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let ip = if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        ip
+    } else if host.is_empty() || looks_numeric || host.contains(':') {
+        return Err(bad("does not start with an IPv4 address or a host name"));
+    } else {
+        resolve(host).ok_or_else(|| {
+            UsageError(format!(
+                "-p: the host name '{host}' does not resolve to an IPv4 address"
+            ))
+        })?
+    };
+    if ip.is_unspecified() {
+        return Err(bad(
+            "is 0.0.0.0, where no peer can be joined; use the address its first line shows",
+        ));
+    }
     Ok(SocketAddrV4::new(ip, port))
 }
 
@@ -185,15 +233,25 @@ pub fn parse_peer(s: &str) -> Result<SocketAddrV4, UsageError> {
 mod tests {
     use super::*;
 
+    /// A resolver that knows two names, so the tests need no hosts file or DNS.
+    fn lab(host: &str) -> Option<Ipv4Addr> {
+        match host {
+            "localhost" => Some(Ipv4Addr::LOCALHOST),
+            "lab-07" => Some(Ipv4Addr::new(198, 18, 0, 7)),
+            "nowhere-zero" => Some(Ipv4Addr::UNSPECIFIED),
+            _ => None,
+        }
+    }
+
     fn run(args: &[&str], folder: &str) -> (Config, Vec<String>) {
-        match parse(args, folder) {
+        match parse_with(args, folder, &lab) {
             Ok(Command::Run { config, warnings }) => (config, warnings),
             other => panic!("{args:?} in {folder}: {other:?}"),
         }
     }
 
     fn error(args: &[&str]) -> String {
-        match parse(args, "peer1-2") {
+        match parse_with(args, "peer1-2", &lab) {
             Err(UsageError(message)) => message,
             other => panic!("{args:?} accepted: {other:?}"),
         }
@@ -249,6 +307,24 @@ mod tests {
     }
 
     #[test]
+    fn a_host_name_is_resolved_once_to_its_ipv4_address() {
+        let (config, _) = run(&["-p", "lab-07:39217"], "peer1-2");
+        assert_eq!(config.join, Some("198.18.0.7:39217".parse().unwrap()));
+        let asked = std::cell::Cell::new(0);
+        let counting = |host: &str| {
+            asked.set(asked.get() + 1);
+            lab(host)
+        };
+        let target = parse_peer_with("10.1.2.3:5", &counting).unwrap();
+        assert_eq!(target, "10.1.2.3:5".parse().unwrap());
+        assert_eq!(asked.get(), 0, "an address is not looked up");
+        assert_eq!(
+            parse_peer("127.0.0.1:5"),
+            Ok("127.0.0.1:5".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn help_is_a_command() {
         assert_eq!(parse(&["-h"], "x"), Ok(Command::Help));
         assert_eq!(parse(&["--help"], "x"), Ok(Command::Help));
@@ -261,6 +337,11 @@ mod tests {
         assert!(error(&["-p", "[::1]:4000"]).contains("IPv6"));
         assert!(error(&["-p", "::1:4000"]).contains("IPv4"));
         assert!(error(&["-p", "1.2.3:80"]).contains("IPv4"));
+        assert!(error(&["-p", ":80"]).contains("IPv4"));
+        assert!(error(&["-p", "0.0.0.0:4000"]).contains("0.0.0.0"));
+        assert!(error(&["-p", "nowhere-zero:4000"]).contains("0.0.0.0"));
+        assert!(error(&["-p", "nowhere:4000"]).contains("'nowhere' does not resolve"));
+        assert!(error(&["-p", "lab-07:0"]).contains("port"));
         assert!(error(&["-p", "127.0.0.1:0"]).contains("port"));
         assert!(error(&["-p", "127.0.0.1:70000"]).contains("port"));
         assert!(error(&["-n", "0"]).contains("1 to 8191"));

@@ -12,14 +12,14 @@
 use crate::link;
 use crate::output::peer_list;
 use crate::reader::{Deadline, ReadError, read_message};
-use crate::sockets::connect_from;
+use crate::sockets::{connect_from, is_local};
 use crate::state::Shared;
 use crate::wire::{Kind, Message, describe};
 use rand::seq::SliceRandom;
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
-use std::net::{SocketAddrV4, TcpStream, UdpSocket};
+use std::net::{SocketAddrV4, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,17 +88,44 @@ pub struct Joined {
 /// Why one attempt did not end in a Welcome.
 #[derive(Debug)]
 enum Failure {
-    Connect(io::Error),
+    /// The connection failed; `hint` says what may be wrong, if there is a likely cause.
+    Connect {
+        error: io::Error,
+        hint: Option<String>,
+    },
     Reply(ReadError),
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Connect(e) => write!(f, "cannot connect: {e}"),
+            Failure::Connect { error, hint: None } => write!(f, "cannot connect: {error}"),
+            Failure::Connect {
+                error,
+                hint: Some(hint),
+            } => write!(f, "cannot connect: {error}; {hint}"),
             Failure::Reply(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// The likely cause when `peer` refused the connection: a peer there that listens on
+/// loopback only (PROTOCOL 6.6).
+fn refused_hint(peer: SocketAddrV4) -> Option<String> {
+    let ip = *peer.ip();
+    if ip.is_loopback() {
+        return None;
+    }
+    Some(if is_local(ip) {
+        format!(
+            "{ip} is this machine; a peer here that listens on 127.0.0.1 only is joined with -p 127.0.0.1:{}",
+            peer.port()
+        )
+    } else {
+        format!(
+            "if a peer runs there, it may listen on 127.0.0.1 only (start it with -b {ip} or -b 0.0.0.0), or a firewall refuses the port"
+        )
+    })
 }
 
 /// Joins `first`, following Redirects, until a peer sends a Welcome or the search ends.
@@ -157,8 +184,14 @@ fn attempt(
     deadline: Instant,
 ) -> Result<(TcpStream, Message), Failure> {
     let left = || deadline.saturating_duration_since(Instant::now());
-    let stream = connect_from(shared.addr, peer, limits.connect_timeout.min(left()))
-        .map_err(Failure::Connect)?;
+    let stream =
+        connect_from(shared.addr, peer, limits.connect_timeout.min(left())).map_err(|error| {
+            let refused = error.kind() == io::ErrorKind::ConnectionRefused;
+            Failure::Connect {
+                hint: refused.then(|| refused_hint(peer)).flatten(),
+                error,
+            }
+        })?;
     let mut reader = Deadline::new(&stream, limits.read_timeout.min(left()));
     let (message, raw) = read_message(&mut reader).map_err(Failure::Reply)?;
     log::debug!("received from {peer}: {}", describe(&raw));
@@ -257,10 +290,9 @@ fn is_self(candidate: SocketAddrV4, own: SocketAddrV4) -> bool {
         // Listening on one loopback address: only that one reaches us.
         return false;
     }
-    // Listening on all interfaces: any address of this machine is us. Binding a UDP
-    // socket to an address succeeds only if the address is local.
-    own.ip().is_unspecified()
-        && (candidate.ip().is_loopback() || UdpSocket::bind((*candidate.ip(), 0)).is_ok())
+    // Listening on all interfaces: any address of this machine is us, including the one
+    // the first line shows.
+    own.ip().is_unspecified() && is_local(*candidate.ip())
 }
 
 #[cfg(test)]
@@ -317,19 +349,14 @@ mod tests {
 
     #[test]
     fn recognises_itself_under_a_non_loopback_address_of_this_machine() {
-        // The address this machine would send from toward a benchmarking-range host: a
-        // UDP connect only picks a route, it sends nothing.
-        let probe = UdpSocket::bind("0.0.0.0:0").unwrap();
-        let local = probe
-            .connect("198.18.0.1:9")
-            .and_then(|()| probe.local_addr());
-        let Ok(std::net::SocketAddr::V4(local)) = local else {
+        // The address this machine would send from toward a benchmarking-range host.
+        let Some(local) = crate::sockets::route_source(Ipv4Addr::new(198, 18, 0, 1)) else {
             eprintln!("no route off this machine: non-loopback self-recognition not tested");
             return;
         };
         let own = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9);
-        assert!(is_self(SocketAddrV4::new(*local.ip(), 9), own), "{local}");
-        assert!(!is_self(SocketAddrV4::new(*local.ip(), 10), own));
+        assert!(is_self(SocketAddrV4::new(local, 9), own), "{local}");
+        assert!(!is_self(SocketAddrV4::new(local, 10), own));
     }
 
     #[test]
@@ -345,5 +372,24 @@ mod tests {
             SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), 9),
             addr(9)
         ));
+        let shown = SocketAddrV4::new(crate::sockets::machine_address(), 9);
+        assert!(
+            is_self(shown, own),
+            "the address the first line shows is us"
+        );
+    }
+
+    #[test]
+    fn a_refused_connection_names_the_likely_cause() {
+        assert_eq!(refused_hint(addr(5)), None);
+        let elsewhere = SocketAddrV4::new(Ipv4Addr::new(198, 19, 255, 1), 5);
+        let hint = refused_hint(elsewhere).unwrap();
+        assert!(hint.contains("127.0.0.1 only"), "{hint}");
+        assert!(hint.contains("-b 198.19.255.1"), "{hint}");
+        let ours = SocketAddrV4::new(crate::sockets::machine_address(), 5);
+        if !ours.ip().is_loopback() {
+            let hint = refused_hint(ours).unwrap();
+            assert!(hint.contains("-p 127.0.0.1:5"), "{hint}");
+        }
     }
 }

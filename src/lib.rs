@@ -9,7 +9,8 @@
 //! - [`reader`]: reading one message off a socket, with a deadline;
 //! - [`table`]: the peer table, where a join is admitted or refused in one step;
 //! - [`clock`]: the 10 ms timer;
-//! - [`sockets`]: listening, and connecting from the listening port;
+//! - [`sockets`]: listening, connecting from the listening port, keepalive on links, and
+//!   this machine's addresses;
 //! - [`output`]: the queue of event lines and the thread that writes them;
 //! - [`state`]: what the threads of a running peer share;
 //! - [`link`]: the thread that holds a peering link until it closes;

@@ -2,9 +2,12 @@
 //!
 //! The link's thread waits for the other peer to close it (or crash: the kernel closes
 //! its sockets), then frees the table entry at once and says so. cPTP sends nothing on an
-//! open link, so anything that does arrive is read and dropped.
+//! open link, so anything that does arrive is read and dropped. A peer whose machine
+//! vanished never closes anything: TCP keepalive finds it (PROTOCOL 5.4), and the read
+//! fails like any other broken link.
 
 use crate::reader::is_timeout;
+use crate::sockets::keep_alive;
 use crate::state::Shared;
 use crate::table::Slot;
 use std::collections::HashMap;
@@ -115,7 +118,11 @@ impl LinkThreads {
 }
 
 /// Holds the link until it closes, then removes `slot` and prints `Peer IP:PORT left`.
+/// Both sides of a link come here, so both probe it with keepalive.
 pub fn hold(mut stream: TcpStream, peer: SocketAddrV4, slot: Slot, shared: &Shared) {
+    if let Err(e) = keep_alive(&stream) {
+        log::warn!("link with {peer}: no keepalive ({e}); a vanished machine will not be noticed");
+    }
     let why = wait_for_close(&mut stream, peer, shared);
     if shared.table.remove(slot) && !shared.stopping() {
         match why {

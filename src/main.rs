@@ -3,6 +3,7 @@
 use peer::cli::{self, Command};
 use peer::joiner::JoinLimits;
 use peer::node::Node;
+use peer::sockets;
 use std::process::ExitCode;
 
 /// Exit status for a command line that cannot be run.
@@ -27,6 +28,14 @@ fn main() -> ExitCode {
     };
     for warning in warnings {
         log::warn!("{warning}");
+    }
+    // A loopback listener cannot join another machine: say so now rather than run alone.
+    if let Some(advice) = config
+        .join
+        .and_then(|target| sockets::bind_advice(config.bind, *target.ip()))
+    {
+        eprintln!("peer: {advice}");
+        return ExitCode::from(USAGE_ERROR);
     }
     match Node::bind(&config, JoinLimits::default()).and_then(Node::run) {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::joiner::{self, JoinLimits};
 use crate::output::{Output, Sink, address_line};
 use crate::server;
-use crate::sockets::bind_listener;
+use crate::sockets::{bind_listener, machine_address};
 use crate::state::Shared;
 use crate::table::PeerTable;
 use crate::wire::BuildError;
@@ -78,8 +78,13 @@ impl Node {
             .local_addr()
             .map_err(|e| StartError::Bind(wanted, e))?
             .port();
+        let shown_ip = match config.bind {
+            ip if ip.is_unspecified() => machine_address(),
+            ip => ip,
+        };
         let shared = Shared {
             addr: SocketAddrV4::new(config.bind, port),
+            shown: SocketAddrV4::new(shown_ip, port),
             table,
             clock: Arc::new(Clock::new()),
             output: Output::new(),
@@ -100,8 +105,14 @@ impl Node {
         self
     }
 
+    /// The address the listener is bound to (0.0.0.0:PORT when on every interface).
     pub fn addr(&self) -> SocketAddrV4 {
         self.shared.addr
+    }
+
+    /// The address the first line shows, one that other peers can join.
+    pub fn shown_addr(&self) -> SocketAddrV4 {
+        self.shared.shown
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -127,7 +138,7 @@ impl Node {
             mut sink,
         } = self;
         // Written here, before any other line can be, because scripts wait for it.
-        let first = address_line(shared.addr, shared.table.id());
+        let first = address_line(shared.shown, shared.table.id());
         let _ = sink.write_all(first.as_bytes()).and_then(|()| sink.flush());
         let writer = shared
             .output

@@ -3,7 +3,8 @@
 //! A join is the TCP connection itself. If the table has room the joiner gets a Welcome
 //! and its link gets a thread ([`crate::link`]); if not, it gets a Redirect and the
 //! connection is closed right here, so a flood of joins against a full table never
-//! costs a thread. The replies come ready-encoded from the table.
+//! costs a thread. The replies come ready-encoded from the table, which also knows what
+//! to hand a joiner from another machine (PROTOCOL 5.5).
 
 use crate::link::LinkThreads;
 use crate::sockets::{ipv4, send_reply};
@@ -45,7 +46,17 @@ fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>, links: &mut
         log::warn!("refusing {from}: cPTP carries IPv4 addresses only");
         return;
     };
-    match shared.table.admit(peer) {
+    // A joiner from elsewhere is handed loopback entries as the address it reached us at
+    // (PROTOCOL 5.5). One on loopback needs no rewriting, nor the extra system call.
+    let local = match peer.ip().is_loopback() {
+        true => None,
+        false => stream.local_addr().ok().and_then(ipv4),
+    };
+    let admission = match local {
+        Some(local) => shared.table.admit_on(peer, *local.ip()),
+        None => shared.table.admit(peer),
+    };
+    match admission {
         Admission::Redirect { reply } => {
             shared
                 .output

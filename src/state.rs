@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Shared {
     /// The address this peer listens on (the bind address and the kernel's port).
     pub addr: SocketAddrV4,
+    /// The address the first line shows: `addr`, or with a listener on all interfaces
+    /// (0.0.0.0) this machine's address that other machines can use (PROTOCOL 7.1).
+    pub shown: SocketAddrV4,
     /// The peers this peer is linked with; it also knows this peer's ID.
     pub table: PeerTable,
     /// The timer whose value a successful join prints.

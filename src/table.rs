@@ -4,9 +4,15 @@
 //! at once can never overfill the table. The table also keeps its own Welcome and Redirect
 //! replies already encoded: they change only when the table changes, so answering a join
 //! costs a lock and a reference count, not an encoding.
+//!
+//! One case needs other bytes (PROTOCOL 5.5): a joiner from another machine must not be
+//! handed `127.x.y.z` entries (peers that joined this one over loopback), but this
+//! machine's address on its connection instead. Those replies are encoded on the first
+//! such join after a change and kept for the next ones, keyed by that local address;
+//! a table without loopback entries never needs them.
 
 use crate::wire::{BuildError, Kind, MAX_PEERS, Message};
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Names one table entry, so that a closing link removes its own entry and no other,
@@ -41,6 +47,18 @@ struct Inner {
     welcome: Arc<[u8]>,
     /// The current table encoded as a Redirect.
     redirect: Arc<[u8]>,
+    /// Some entry has a loopback address.
+    has_loopback: bool,
+    /// For joiners from other machines: the local address they reached, and the Welcome
+    /// and Redirect with loopback entries sent as that address. Cleared on every change.
+    rewritten: Option<Rewritten>,
+}
+
+/// The replies for joiners that reached this machine at `local` from elsewhere.
+struct Rewritten {
+    local: Ipv4Addr,
+    welcome: Arc<[u8]>,
+    redirect: Arc<[u8]>,
 }
 
 impl PeerTable {
@@ -55,6 +73,8 @@ impl PeerTable {
             next_slot: 0,
             welcome: encode(Kind::Welcome)?,
             redirect: encode(Kind::Redirect)?,
+            has_loopback: false,
+            rewritten: None,
         };
         Ok(PeerTable {
             id: id.to_string(),
@@ -73,17 +93,67 @@ impl PeerTable {
     }
 
     /// Answers a join from `addr`: adds it and returns a Welcome if there is room,
-    /// otherwise returns a Redirect. Both in one step.
+    /// otherwise returns a Redirect. Both in one step. The entries are listed as recorded.
     pub fn admit(&self, addr: SocketAddrV4) -> Admission {
+        self.admit_rewriting(addr, None)
+    }
+
+    /// The same for a join that reached this machine at its address `local`: a joiner
+    /// from another machine gets loopback entries as `local`, with their own ports.
+    pub fn admit_on(&self, addr: SocketAddrV4, local: Ipv4Addr) -> Admission {
+        let remote = !addr.ip().is_loopback() && !local.is_loopback() && !local.is_unspecified();
+        self.admit_rewriting(addr, remote.then_some(local))
+    }
+
+    fn admit_rewriting(&self, addr: SocketAddrV4, loopback_as: Option<Ipv4Addr>) -> Admission {
         let mut inner = self.lock();
-        if inner.entries.len() >= self.capacity {
+        let full = inner.entries.len() >= self.capacity;
+        let (welcome, redirect) = match loopback_as {
+            Some(local) if inner.has_loopback => self.rewritten(&mut inner, local),
+            _ => (&inner.welcome, &inner.redirect),
+        };
+        if full {
             return Admission::Redirect {
-                reply: Arc::clone(&inner.redirect),
+                reply: Arc::clone(redirect),
             };
         }
-        let reply = Arc::clone(&inner.welcome);
+        let reply = Arc::clone(welcome);
         let slot = self.push(&mut inner, addr);
         Admission::Welcome { slot, reply }
+    }
+
+    /// The Welcome and Redirect with loopback entries sent as `local`, encoded on the
+    /// first call after a change and kept for the next.
+    fn rewritten<'a>(
+        &self,
+        inner: &'a mut Inner,
+        local: Ipv4Addr,
+    ) -> (&'a Arc<[u8]>, &'a Arc<[u8]>) {
+        if inner.rewritten.as_ref().is_none_or(|r| r.local != local) {
+            let peers: Vec<_> = inner
+                .entries
+                .iter()
+                .map(|(_, addr)| match addr.ip().is_loopback() {
+                    true => SocketAddrV4::new(local, addr.port()),
+                    false => *addr,
+                })
+                .collect();
+            // Same ID, same number of entries as the cached replies: building cannot
+            // fail, but if it did, the replies as recorded would still be valid ones.
+            let encode = |kind, recorded: &Arc<[u8]>| {
+                Message::new(kind, &self.id, peers.clone())
+                    .map_or_else(|_| Arc::clone(recorded), |m| m.to_bytes().into())
+            };
+            inner.rewritten = Some(Rewritten {
+                local,
+                welcome: encode(Kind::Welcome, &inner.welcome),
+                redirect: encode(Kind::Redirect, &inner.redirect),
+            });
+        }
+        match &inner.rewritten {
+            Some(r) => (&r.welcome, &r.redirect),
+            None => (&inner.welcome, &inner.redirect),
+        }
     }
 
     /// Adds `addr` if there is room (the joining side, after a Welcome).
@@ -132,6 +202,8 @@ impl PeerTable {
     /// MAX_PEERS entries and the ID was checked in `new`, so building cannot fail.
     fn encode(&self, inner: &mut Inner) {
         let peers: Vec<_> = inner.entries.iter().map(|(_, addr)| *addr).collect();
+        inner.has_loopback = peers.iter().any(|addr| addr.ip().is_loopback());
+        inner.rewritten = None;
         for (kind, cache) in [
             (Kind::Welcome, &mut inner.welcome),
             (Kind::Redirect, &mut inner.redirect),
@@ -265,6 +337,66 @@ mod tests {
             .count();
         assert_eq!(welcomed, 5);
         assert_eq!(table.len(), 5);
+    }
+
+    #[test]
+    fn a_joiner_from_another_machine_gets_loopback_entries_as_our_address() {
+        let table = PeerTable::new("p", 3).unwrap();
+        let far = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 5), 7000);
+        let ours = Ipv4Addr::new(198, 18, 0, 1);
+        table.admit(addr(1));
+        table.admit(far);
+        // A joiner on this machine gets the table as recorded, from the cache.
+        let Admission::Welcome { slot, reply } = table.admit_on(addr(2), Ipv4Addr::LOCALHOST)
+        else {
+            panic!("join refused");
+        };
+        assert_eq!(decode(&reply).peers(), &[addr(1), far]);
+        table.remove(slot);
+        // One from elsewhere gets our address on its connection, with the same port.
+        let other = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 9), 9000);
+        let Admission::Welcome { reply, .. } = table.admit_on(other, ours) else {
+            panic!("join refused");
+        };
+        let moved = SocketAddrV4::new(ours, 1);
+        assert_eq!(decode(&reply).peers(), &[moved, far]);
+        // The table is full now; the Redirect is rewritten the same way, twice alike.
+        for _ in 0..2 {
+            let Admission::Redirect { reply } = table.admit_on(other, ours) else {
+                panic!("full table admitted");
+            };
+            assert_eq!(decode(&reply).peers(), &[moved, far, other]);
+        }
+        let Admission::Redirect { reply } = table.admit_on(addr(3), Ipv4Addr::LOCALHOST) else {
+            panic!("full table admitted");
+        };
+        assert_eq!(decode(&reply).peers(), &[addr(1), far, other]);
+        assert_eq!(table.peers(), vec![addr(1), far, other], "recorded as seen");
+    }
+
+    #[test]
+    fn the_rewritten_replies_follow_the_local_address_and_the_table() {
+        let table = PeerTable::new("p", 1).unwrap();
+        let Admission::Welcome { slot, .. } = table.admit(addr(1)) else {
+            panic!("join refused");
+        };
+        let other = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 9), 9000);
+        for last in [1, 2, 1] {
+            let ours = Ipv4Addr::new(198, 18, 0, last);
+            let Admission::Redirect { reply } = table.admit_on(other, ours) else {
+                panic!("full table admitted");
+            };
+            assert_eq!(decode(&reply).peers(), &[SocketAddrV4::new(ours, 1)]);
+        }
+        // After a change the old rewritten replies are gone.
+        table.remove(slot);
+        let far = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 5), 7000);
+        table.admit(far);
+        let Admission::Redirect { reply } = table.admit_on(other, Ipv4Addr::new(198, 18, 0, 1))
+        else {
+            panic!("full table admitted");
+        };
+        assert_eq!(decode(&reply).peers(), &[far]);
     }
 
     #[test]

@@ -43,6 +43,8 @@ fn invalid_input_exits_2_with_one_line_and_the_usage() {
         (&["-p", "localhost"], "no ':PORT'"),
         (&["-p", "300.1.1.1:5"], "IPv4"),
         (&["-p", "[::1]:4000"], "IPv6"),
+        (&["-p", "0.0.0.0:4000"], "0.0.0.0"),
+        (&["-p", "127.0.0.1:0"], "port"),
         (&["-n", "0"], "1 to 8191"),
         (&["-n", "9000"], "1 to 8191"),
         (&["-i", ""], "1 to 255"),
@@ -99,7 +101,13 @@ fn a_folder_that_does_not_fit_warns_and_runs() {
 fn binding_all_interfaces_shows_it_and_accepts_on_loopback() {
     let scratch = Scratch::new(PEER);
     let peer = scratch.start("peer1-2", &["-b", "0.0.0.0"]);
-    assert!(peer.addr.ip().is_unspecified(), "{}", peer.addr);
+    // The line shows an address of this machine that others can use, not 0.0.0.0.
+    let shown = *peer.addr.ip();
+    assert!(!shown.is_unspecified(), "{}", peer.addr);
+    assert!(
+        std::net::UdpSocket::bind((shown, 0)).is_ok(),
+        "{shown} is ours"
+    );
     let loopback = std::net::SocketAddrV4::new([127, 0, 0, 1].into(), peer.addr.port());
     let (_link, welcome, _) = join(loopback);
     assert_eq!(welcome.kind(), Kind::Welcome);
