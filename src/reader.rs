@@ -216,6 +216,37 @@ mod tests {
         assert_eq!(raw, WELCOME_ONE);
     }
 
+    /// A reader that hands out `bytes` and then fails with `error`.
+    struct Failing {
+        bytes: Cursor<Vec<u8>>,
+        error: io::ErrorKind,
+    }
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.bytes.read(buf)? {
+                0 => Err(self.error.into()),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn a_reset_is_a_link_error_and_a_timeout_is_a_timeout() {
+        let failing = |error| Failing {
+            bytes: Cursor::new(WELCOME_ONE[..6].to_vec()),
+            error,
+        };
+        match read_message(&mut failing(io::ErrorKind::ConnectionReset)) {
+            Err(ReadError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
+            other => panic!("a reset gave {other:?}"),
+        }
+        match read_message(&mut failing(io::ErrorKind::WouldBlock)) {
+            Err(ReadError::TimedOut { got: 6, .. }) => {}
+            other => panic!("a timeout gave {other:?}"),
+        }
+    }
+
     #[test]
     fn errors_read_as_sentences() {
         let closed = ReadError::Closed { got: 3, needed: 9 };
