@@ -29,7 +29,7 @@ const GAP_X: f64 = 20.0;
 const GAP_Y: f64 = 48.0;
 const MARGIN: f64 = 20.0;
 /// Above the tree: the title and the legend.
-const HEADER: f64 = 64.0;
+const HEADER: f64 = 76.0;
 /// Longest text line in a box; longer IDs and reasons are cut (the tooltip has them whole).
 const MAX_CHARS: usize = 34;
 
