@@ -1,4 +1,4 @@
-# `make demo` runs the course's three-peer chain; `make test` runs every check CI runs.
+# `make demo` runs the course's three-peer chain and maps it (target/demo/map.svg); `make test` runs every check CI runs.
 
 CARGO ?= cargo
 PEER := target/release/peer
@@ -21,7 +21,7 @@ unit:
 	$(CARGO) test --all-targets
 
 demo:
-	$(CARGO) build --release --bin peer --example demo
+	$(CARGO) build --release --bin peer --bin cptp --example demo
 	target/release/examples/demo $(PEER) 3
 
 # One million cases of each decoder property, in release; each prints its count.
