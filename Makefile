@@ -3,7 +3,7 @@
 CARGO ?= cargo
 PEER := target/release/peer
 
-.PHONY: all build test lint unit demo probe fuzz soak bench clean
+.PHONY: all build test lint unit demo probe fuzz soak bench map-bench clean
 
 all: build
 
@@ -37,6 +37,11 @@ soak:
 bench:
 	$(CARGO) build --release --bin peer --example floor --example bench
 	target/release/examples/bench $(PEER) target/release/examples/floor
+
+# cptp map on 1,000 real peers (tables of 3) joined into one overlay on 127.0.0.1: the time.
+map-bench:
+	$(CARGO) build --release --bin peer --bin cptp --example map_bench
+	target/release/examples/map_bench $(PEER) target/release/cptp 1000
 
 clean:
 	$(CARGO) clean

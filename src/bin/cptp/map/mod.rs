@@ -137,13 +137,11 @@ pub fn run(args: &[String]) -> ExitCode {
         );
         ExitCode::FAILURE
     };
-    let outputs = [
-        (request.dot, dot::to_dot(&map, request.start)),
-        (request.svg, svg::to_svg(&map, request.start)),
-    ];
-    for (path, contents) in outputs {
+    let drawings: [(Option<PathBuf>, fn(&graph::Map, SocketAddrV4) -> String); 2] =
+        [(request.dot, dot::to_dot), (request.svg, svg::to_svg)];
+    for (path, draw) in drawings {
         if let Some(path) = path
-            && let Err(e) = std::fs::write(&path, contents)
+            && let Err(e) = std::fs::write(&path, draw(&map, request.start))
         {
             eprintln!("cptp map: cannot write {}: {e}", path.display());
             status = ExitCode::FAILURE;
