@@ -143,7 +143,7 @@ fn run(binary: &Path, dir: &Path, watch: Duration) -> Result<(), String> {
     collect(&mut peers, watch);
     for peer in &mut peers {
         peer.shown
-            .push("-- cptp map starts; the lines below are its join --".into());
+            .push("-- cptp map starts; the lines below are its joins --".into());
     }
     let map = map_the_chain(binary, &first);
     // The map's own joins show in the peers' output too; give those lines a moment.

@@ -9,7 +9,8 @@
 //! the bench polls those files, each wait with a deadline.
 //!
 //! Usage: `map_bench PATH-TO-PEER PATH-TO-CPTP [COUNT] [JOBS,JOBS,...]`: one map per JOBS
-//! value (`cptp map -j JOBS`), all on the same overlay.
+//! value (`cptp map -j JOBS`), all on the same overlay. With `MAP_BENCH_HOLD=SECS` in the
+//! environment the overlay stays up SECS seconds more, to try `cptp map` on it by hand.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
     };
     let count: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let jobs: Vec<usize> = match args.get(3) {
-        None => vec![8],
+        None => vec![16],
         Some(list) => list.split(',').filter_map(|s| s.parse().ok()).collect(),
     };
     let (peer, cptp) = match (
@@ -116,6 +117,14 @@ fn run(peer: &Path, cptp: &Path, dir: &Path, count: usize, jobs: &[usize]) -> Re
     for &jobs in jobs {
         map_once(cptp, first, count, jobs, &all, joined)?;
     }
+    let hold: u64 = std::env::var("MAP_BENCH_HOLD")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if hold > 0 {
+        println!("Holding the overlay for {hold} s: try cptp map {first}");
+        thread::sleep(Duration::from_secs(hold.min(3600)));
+    }
     Ok(())
 }
 
@@ -129,6 +138,8 @@ fn map_once(
     joined: usize,
 ) -> Result<(), String> {
     let first = first.to_string();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpu_before = children_cpu();
     let clock = Instant::now();
     let output = Command::new(cptp)
         .args(["map", &first, "--max-peers", &count.to_string(), "-j"])
@@ -137,6 +148,9 @@ fn map_once(
         .output()
         .map_err(|e| format!("cannot run {}: {e}", cptp.display()))?;
     let took = clock.elapsed();
+    let cpu = children_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let text = String::from_utf8_lossy(&output.stdout);
     let summary = text.lines().next().unwrap_or_default();
     println!(
@@ -144,6 +158,14 @@ fn map_once(
         took.as_secs_f64()
     );
     println!("  {summary}");
+    // The crawler's own CPU time against the wall time shows whether it works or waits
+    // for the peers (all on this machine, competing for its cores).
+    if let Some(cpu) = cpu {
+        println!(
+            "  cptp used {cpu:.2} s of CPU; load average before: {}",
+            load.split_whitespace().next().unwrap_or("?")
+        );
+    }
 
     // Check: every peer found, and as many links as joins were welcomed (a tree).
     let found: BTreeSet<SocketAddrV4> = text
@@ -214,4 +236,16 @@ fn wait_for_line(path: &Path, matches: impl Fn(&str) -> bool) -> Result<String, 
         "{}: the line waited for never came",
         path.display()
     ))
+}
+
+/// CPU seconds (user + system) of this process's children that have been waited for
+/// (Linux: fields 16 and 17 of /proc/self/stat, in clock ticks of 10 ms). The peers are
+/// waited for only at the end, so between two calls this is the `cptp` run alone.
+fn children_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: u64 = fields.get(13)?.parse().ok()?;
+    let system: u64 = fields.get(14)?.parse().ok()?;
+    Some((user + system) as f64 / 100.0)
 }

@@ -215,15 +215,23 @@ impl Map {
         let full = self.peers.values().filter(|p| p.full).count();
         let count = |word: &str| self.problems.values().filter(|t| t.word() == word).count();
         format!(
-            "{} peers ({full} full), {} links; {} unreachable, {} misbehaving, {} not visited; {} joins in {:.3} s",
-            self.peers.len(),
-            self.links().len(),
+            "{} ({full} full), {}; {} unreachable, {} misbehaving, {} not visited; {} in {:.3} s",
+            plural(self.peers.len(), "peer"),
+            plural(self.links().len(), "link"),
             count("unreachable"),
             count("misbehaving"),
             count("not visited"),
-            self.joins,
+            plural(self.joins, "join"),
             self.elapsed.as_secs_f64()
         )
+    }
+}
+
+/// `1 peer`, `2 peers`.
+fn plural(n: usize, word: &str) -> String {
+    match n {
+        1 => format!("1 {word}"),
+        n => format!("{n} {word}s"),
     }
 }
 

@@ -75,7 +75,7 @@ fn options() -> Options {
     opts.optopt(
         "j",
         "jobs",
-        "joins under way at once, 1 to 64 (default 8; e.g. -j 1)",
+        "joins under way at once, 1 to 64 (default 16; e.g. -j 1)",
         "N",
     );
     opts.optopt(
@@ -161,7 +161,7 @@ fn parse(m: &Matches) -> Result<Request, String> {
         timeout: seconds(m, "timeout", 30.0)?,
         connect_timeout: seconds(m, "connect-timeout", 3.0)?,
         reply_timeout: seconds(m, "reply-timeout", 5.0)?,
-        jobs: number(m, "jobs", 8, 1..=64)?,
+        jobs: number(m, "jobs", 16, 1..=64)?,
         delay: Duration::from_millis(number(m, "delay", 0, 0..=60_000)? as u64),
     };
     Ok(Request {
