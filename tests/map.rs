@@ -431,6 +431,9 @@ fn unreachable_and_misbehaving_peers_are_reported_with_the_reason() {
     assert_eq!(mapped.problems.len(), 4);
 
     let text = std::fs::read_to_string(dir.join("m.svg")).unwrap();
+    let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("map-problems.svg");
+    let _ = std::fs::write(keep, &text);
+    println!("{}", run.stdout);
     let svg = roxmltree::Document::parse(&text).expect("well-formed");
     let dashed = svg
         .descendants()
