@@ -100,6 +100,9 @@ fn options() -> Options {
     opts
 }
 
+/// Draws a map in one file format; only the formats asked for are drawn.
+type Draw = fn(&graph::Map, SocketAddrV4) -> String;
+
 /// What the command line asks for.
 struct Request {
     start: SocketAddrV4,
@@ -137,7 +140,7 @@ pub fn run(args: &[String]) -> ExitCode {
         );
         ExitCode::FAILURE
     };
-    let drawings: [(Option<PathBuf>, fn(&graph::Map, SocketAddrV4) -> String); 2] =
+    let drawings: [(Option<PathBuf>, Draw); 2] =
         [(request.dot, dot::to_dot), (request.svg, svg::to_svg)];
     for (path, draw) in drawings {
         if let Some(path) = path

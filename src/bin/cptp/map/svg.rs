@@ -141,11 +141,8 @@ fn boxes(map: &Map, start: SocketAddrV4) -> Vec<Node> {
             } else {
                 let trouble = map.problems.get(&addr)?;
                 let title = format!("{addr} {}: {}", trouble.word(), trouble.reason());
-                let lines = vec![
-                    trouble.word().to_string(),
-                    addr.to_string(),
-                    cut(trouble.reason()),
-                ];
+                let mut lines = vec![trouble.word().to_string(), addr.to_string()];
+                lines.extend(wrap(trouble.reason(), 2));
                 (Look::Problem, lines, title)
             };
             Some(Node {
@@ -350,6 +347,26 @@ fn cut(text: &str) -> String {
     }
 }
 
+/// `text` in at most `most` lines of at most [`MAX_CHARS`] characters, broken at spaces;
+/// the last line is cut if the text does not fit.
+fn wrap(text: &str, most: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= MAX_CHARS => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    if lines.len() > most {
+        let rest = lines.split_off(most - 1).join(" ");
+        lines.push(rest);
+    }
+    lines.iter().map(|line| cut(line)).collect()
+}
+
 /// Text made safe inside an XML element or attribute.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -413,5 +430,17 @@ mod tests {
     fn text_is_escaped_and_cut() {
         assert_eq!(escape("<a & 'b'>"), "&lt;a &amp; &apos;b&apos;&gt;");
         assert_eq!(cut(&"x".repeat(50)).chars().count(), MAX_CHARS);
+        let reason = "sent a bad message: wrong protocol version 2 (expected 7)";
+        assert_eq!(
+            wrap(reason, 2),
+            [
+                "sent a bad message: wrong protocol",
+                "version 2 (expected 7)"
+            ]
+        );
+        assert_eq!(wrap("a b", 2), ["a b"]);
+        let long = wrap(&"word ".repeat(30), 2);
+        assert_eq!(long.len(), 2);
+        assert!(long[1].ends_with('…'));
     }
 }
