@@ -535,3 +535,38 @@ fn a_start_that_does_not_answer_fails_and_help_explains() {
         assert_eq!(run.code, Some(2), "{bad:?}");
     }
 }
+
+#[test]
+fn delay_spaces_the_joins_and_timeout_ends_the_crawl() {
+    let listed: Vec<SocketAddrV4> = (0..4).map(|_| dead_address()).collect();
+    let fake = redirecting("slow", listed.clone());
+    let scratch = Scratch::new();
+    let target = fake.addr.to_string();
+    let clock = Instant::now();
+    let run = cptp_map(
+        &scratch.folder("map"),
+        &[&target, "-j", "4", "--delay", "400", "--timeout", "0.6"],
+    );
+    let took = clock.elapsed();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    // Joins start at 0 and 0.4 s; the next would start at 0.8 s, after the deadline.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let mapped = Mapped::parse(&run.stdout);
+    assert!(mapped.problems[&listed[0]].starts_with("unreachable"));
+    for addr in &listed[1..] {
+        assert_eq!(
+            mapped.problems[addr],
+            format!(
+                "not visited: the crawl's --timeout of 0.6 s ran out first (listed by {})",
+                fake.addr
+            ),
+            "{}",
+            run.stdout
+        );
+    }
+    let summary = run.stdout.lines().next().unwrap();
+    let (_, seconds) = summary.split_once("; 2 joins in ").expect(summary);
+    let seconds: f64 = seconds.trim_end_matches(" s").parse().unwrap();
+    // The crawl lasts until its deadline: the third join was waiting for its turn.
+    assert!((0.6..3.0).contains(&seconds), "{summary}");
+}
