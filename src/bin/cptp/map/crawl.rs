@@ -124,9 +124,11 @@ pub fn crawl(start: SocketAddrV4, limits: &Limits) -> Map {
 /// One crawl thread: take an address, join it, record the answer, until there is no work.
 fn run_job(crawl: &Crawl) {
     while let Some((addr, at)) = crawl.take() {
-        let now = Instant::now();
-        if at > now {
-            thread::sleep(at.min(crawl.deadline) - now);
+        let wait = at
+            .min(crawl.deadline)
+            .saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            thread::sleep(wait);
         }
         if Instant::now() >= crawl.deadline {
             crawl.give_back(addr);
