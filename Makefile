@@ -41,7 +41,7 @@ bench:
 # cptp map on 1,000 real peers (tables of 3) joined into one overlay on 127.0.0.1: the time.
 map-bench:
 	$(CARGO) build --release --bin peer --bin cptp --example map_bench
-	target/release/examples/map_bench $(PEER) target/release/cptp 1000 16,32,64,16,32,64
+	target/release/examples/map_bench $(PEER) target/release/cptp 1000 64,32,16,64,32,16
 
 clean:
 	$(CARGO) clean
