@@ -265,7 +265,9 @@ fn a_30_peer_overlay_is_mapped_exactly_as_its_peers_tell_it() {
     let target = first.to_string();
     let run = cptp_map(
         &dir,
-        &[&target, "--dot", "map.dot", "--svg", "map.svg", "-j", "4"],
+        &[
+            &target, "--dot", "map.dot", "--svg", "map.svg", "--json", "map.json", "-j", "4",
+        ],
     );
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
     let mapped = Mapped::parse(&run.stdout);
@@ -301,6 +303,7 @@ fn a_30_peer_overlay_is_mapped_exactly_as_its_peers_tell_it() {
         "{summary}"
     );
 
+    check_json(&dir.join("map.json"), &mapped);
     check_dot(&dir.join("map.dot"), &mapped);
     check_svg(&dir.join("map.svg"), &mapped);
     // Kept for a person to look at (`rsvg-convert target/tmp/map-30-peers.svg > x.png`).
@@ -310,6 +313,56 @@ fn a_30_peer_overlay_is_mapped_exactly_as_its_peers_tell_it() {
     for peer in &mut peers[..victim] {
         assert!(peer.is_running(), "{} stopped", peer.id);
     }
+}
+
+/// The JSON says what the text says: the same peers, IDs, full flags, links, problems.
+fn check_json(path: &Path, mapped: &Mapped) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let addr = |v: &serde_json::Value| -> SocketAddrV4 { v.as_str().unwrap().parse().unwrap() };
+    let peers = json["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), mapped.peers.len());
+    for peer in peers {
+        let at = addr(&peer["addr"]);
+        let expected = &mapped.peers[&at];
+        assert_eq!(peer["id"].as_str(), Some(expected.id.as_str()));
+        assert_eq!(peer["full"].as_bool(), Some(expected.full));
+        let linked: BTreeSet<SocketAddrV4> = peer["linked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(addr)
+            .collect();
+        assert_eq!(linked, expected.neighbours);
+    }
+    let links: BTreeSet<Link> = json["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| link(addr(&pair[0]), addr(&pair[1])))
+        .collect();
+    assert_eq!(links, mapped.links());
+    let problems: BTreeMap<SocketAddrV4, String> = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let line = format!(
+                "{}: {}",
+                p["kind"].as_str().unwrap(),
+                p["reason"].as_str().unwrap()
+            );
+            (addr(&p["addr"]), line)
+        })
+        .collect();
+    for (at, line) in &mapped.problems {
+        assert!(
+            line.starts_with(&problems[at]),
+            "{line} vs {}",
+            problems[at]
+        );
+    }
+    assert_eq!(problems.len(), mapped.problems.len());
 }
 
 /// One node statement per peer, one edge statement per link.
@@ -402,7 +455,18 @@ fn unreachable_and_misbehaving_peers_are_reported_with_the_reason() {
     );
     let dir = scratch.folder("map");
     let target = fake.addr.to_string();
-    let run = cptp_map(&dir, &[&target, "--reply-timeout", "0.5", "--svg", "m.svg"]);
+    let run = cptp_map(
+        &dir,
+        &[
+            &target,
+            "--reply-timeout",
+            "0.5",
+            "--svg",
+            "m.svg",
+            "--json",
+            "m.json",
+        ],
+    );
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
     let mapped = Mapped::parse(&run.stdout);
     assert_eq!(mapped.peers.len(), 2, "{}", run.stdout);
@@ -429,6 +493,7 @@ fn unreachable_and_misbehaving_peers_are_reported_with_the_reason() {
         "closed the link without replying",
     );
     assert_eq!(mapped.problems.len(), 4);
+    check_json(&dir.join("m.json"), &mapped);
 
     let text = std::fs::read_to_string(dir.join("m.svg")).unwrap();
     let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("map-problems.svg");
@@ -526,6 +591,7 @@ fn a_start_that_does_not_answer_fails_and_help_explains() {
         "--delay",
         "--dot",
         "--svg",
+        "--json",
         "Examples:",
     ] {
         assert!(help.stdout.contains(option), "help lacks {option}");
