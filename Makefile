@@ -1,12 +1,12 @@
-# `make demo` runs the course's three-peer chain (`make demo-hosts`: on three namespace
-# hosts, as root); `make test` runs every check CI runs.
-# The peer is the root package; tools/ (package peer-tools) holds the test-support library
-# and the bench, soak and floor programs.
+# `make demo` runs the course's three-peer chain and maps it (target/demo/map.svg);
+# `make demo-hosts` runs it on three namespace hosts (as root); `make test` runs every
+# check CI runs. The peer is the root package; tools/ (package peer-tools) holds the
+# test-support library and the bench, soak, floor and map-bench programs.
 
 CARGO ?= cargo
 PEER := target/release/peer
 
-.PHONY: all build test lint unit demo demo-hosts fuzz soak bench mutants clean
+.PHONY: all build test lint unit demo demo-hosts fuzz soak bench map-bench mutants clean
 
 all: build
 
@@ -25,7 +25,7 @@ unit:
 
 # examples/demo.rs starts the three peers through peer-tools' harness.
 demo:
-	$(CARGO) build --release --bin peer --example demo
+	$(CARGO) build --release --bin peer --bin cptp --example demo
 	target/release/examples/demo $(PEER) 3
 
 # The same chain on three machines made of network namespaces (198.18.0.1-3); needs root.
@@ -56,6 +56,12 @@ bench:
 mutants:
 	command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants
 	$(CARGO) mutants -p peer -- --lib --test library --test fuzz --test cli --test chain --test server --test faults
+
+# cptp map on 1,000 real peers (tables of 3) joined into one overlay on 127.0.0.1: the time.
+map-bench:
+	$(CARGO) build --release --bin peer --bin cptp
+	$(CARGO) build --release -p peer-tools --bin map_bench
+	target/release/map_bench $(PEER) target/release/cptp 1000 64,32,16,64,32,16
 
 clean:
 	$(CARGO) clean

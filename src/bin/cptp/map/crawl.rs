@@ -124,15 +124,19 @@ pub fn crawl(start: SocketAddrV4, limits: &Limits) -> Map {
 /// One crawl thread: take an address, join it, record the answer, until there is no work.
 fn run_job(crawl: &Crawl) {
     while let Some((addr, at)) = crawl.take() {
-        let now = Instant::now();
-        if at > now {
-            thread::sleep(at.min(crawl.deadline) - now);
+        let wait = at
+            .min(crawl.deadline)
+            .saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            thread::sleep(wait);
         }
         if Instant::now() >= crawl.deadline {
             crawl.give_back(addr);
             break;
         }
+        let clock = Instant::now();
         let outcome = crawl.visit(addr);
+        log::debug!("{addr}: joined in {} us", clock.elapsed().as_micros());
         crawl.record(addr, outcome);
     }
 }
@@ -226,6 +230,7 @@ impl Crawl {
     fn record(&self, addr: SocketAddrV4, outcome: Result<Peer, Trouble>) {
         let mut state = self.lock();
         state.busy -= 1;
+        let mut queued = 0;
         match outcome {
             Ok(peer) => {
                 for &listed in &peer.listed {
@@ -238,6 +243,7 @@ impl Crawl {
                     }
                     state.queued.insert(listed);
                     state.queue.push_back(listed);
+                    queued += 1;
                 }
                 state.map.peers.insert(addr, peer);
             }
@@ -246,7 +252,16 @@ impl Crawl {
                 state.map.problems.insert(addr, trouble);
             }
         }
-        self.changed.notify_all();
+        if state.queue.is_empty() && state.busy == 0 {
+            // The crawl is over: every waiting thread may go.
+            self.changed.notify_all();
+        } else {
+            // One waiting thread per new address (this one takes another itself): waking
+            // them all for each reply would cost a crowd of context switches per join.
+            for _ in 0..queued {
+                self.changed.notify_one();
+            }
+        }
     }
 }
 

@@ -92,16 +92,14 @@ impl Map {
         links
     }
 
-    /// The peers linked with `addr`, in address order.
-    pub fn neighbours(&self, addr: SocketAddrV4) -> Vec<SocketAddrV4> {
-        self.links()
-            .into_iter()
-            .filter_map(|(a, b)| match (a == addr, b == addr) {
-                (true, _) => Some(b),
-                (_, true) => Some(a),
-                _ => None,
-            })
-            .collect()
+    /// Each peer with the peers it is linked with, in address order.
+    pub fn neighbours(&self) -> BTreeMap<SocketAddrV4, BTreeSet<SocketAddrV4>> {
+        let mut neighbours: BTreeMap<_, BTreeSet<_>> = BTreeMap::new();
+        for (a, b) in self.links() {
+            neighbours.entry(a).or_default().insert(b);
+            neighbours.entry(b).or_default().insert(a);
+        }
+        neighbours
     }
 
     /// The peers that list the problem address `addr`.
@@ -144,11 +142,7 @@ impl Map {
     /// For drawing: each address with the addresses it is drawn connected to (links
     /// between peers both ways, a problem address with the peers that list it), sorted.
     pub fn adjacency(&self) -> BTreeMap<SocketAddrV4, BTreeSet<SocketAddrV4>> {
-        let mut adjacency: BTreeMap<_, BTreeSet<_>> = BTreeMap::new();
-        for (a, b) in self.links() {
-            adjacency.entry(a).or_default().insert(b);
-            adjacency.entry(b).or_default().insert(a);
-        }
+        let mut adjacency = self.neighbours();
         for (&from, peer) in &self.peers {
             for &to in &peer.listed {
                 if self.problems.contains_key(&to) {
@@ -175,14 +169,16 @@ impl Map {
     pub fn to_text(&self, start: SocketAddrV4) -> String {
         let mut out = format!("# {}\n", self.summary());
         let order = self.breadth_first(start);
+        let all_neighbours = self.neighbours();
         for &addr in &order {
             let Some(peer) = self.peers.get(&addr) else {
                 continue;
             };
             let full = if peer.full { " (full)" } else { "" };
-            let neighbours: Vec<String> = self
-                .neighbours(addr)
-                .iter()
+            let neighbours: Vec<String> = all_neighbours
+                .get(&addr)
+                .into_iter()
+                .flatten()
                 .map(ToString::to_string)
                 .collect();
             let arrow = if neighbours.is_empty() { "->" } else { "-> " };
@@ -219,15 +215,23 @@ impl Map {
         let full = self.peers.values().filter(|p| p.full).count();
         let count = |word: &str| self.problems.values().filter(|t| t.word() == word).count();
         format!(
-            "{} peers ({full} full), {} links; {} unreachable, {} misbehaving, {} not visited; {} joins in {:.3} s",
-            self.peers.len(),
-            self.links().len(),
+            "{} ({full} full), {}; {} unreachable, {} misbehaving, {} not visited; {} in {:.3} s",
+            plural(self.peers.len(), "peer"),
+            plural(self.links().len(), "link"),
             count("unreachable"),
             count("misbehaving"),
             count("not visited"),
-            self.joins,
+            plural(self.joins, "join"),
             self.elapsed.as_secs_f64()
         )
+    }
+}
+
+/// `1 peer`, `2 peers`.
+fn plural(n: usize, word: &str) -> String {
+    match n {
+        1 => format!("1 {word}"),
+        n => format!("{n} {word}s"),
     }
 }
 
@@ -277,7 +281,7 @@ mod tests {
             map.links().into_iter().collect::<Vec<_>>(),
             vec![(a(1), a(2)), (a(2), a(3))]
         );
-        assert_eq!(map.neighbours(a(3)), vec![a(2)]);
+        assert_eq!(map.neighbours()[&a(3)], BTreeSet::from([a(2)]));
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //!
 //! - [`crawl`]: joining each peer once, breadth first, within limits;
 //! - [`graph`]: what was found, the link rule, and the text output;
-//! - [`dot`] and [`svg`]: the same graph for Graphviz and as a picture.
+//! - [`dot`], [`svg`] and [`json`]: the same graph for Graphviz, as a picture, for scripts.
 
 mod crawl;
 mod dot;
 mod graph;
+mod json;
 mod svg;
 
 use crate::USAGE_ERROR;
@@ -39,7 +40,7 @@ network others use, slow the crawl down with -j 1 and --delay.";
 const EXAMPLES: &str = "
 Examples:
     cptp map 127.0.0.1:39670
-    cptp map 127.0.0.1:39670 --svg overlay.svg --dot overlay.dot
+    cptp map 127.0.0.1:39670 --svg overlay.svg --dot overlay.dot --json overlay.json
     cptp map 127.0.0.1:39670 -j 1 --delay 200     # gently: at most 5 joins a second
 
 Exit status: 0 when the first peer answered, 1 when it did not (or a file could not be
@@ -75,7 +76,7 @@ fn options() -> Options {
     opts.optopt(
         "j",
         "jobs",
-        "joins under way at once, 1 to 64 (default 8; e.g. -j 1)",
+        "joins under way at once, 1 to 64 (default 64; -j 1 with --delay to be gentle)",
         "N",
     );
     opts.optopt(
@@ -96,9 +97,18 @@ fn options() -> Options {
         "also draw the graph as an SVG picture in FILE (e.g. --svg overlay.svg)",
         "FILE",
     );
+    opts.optopt(
+        "",
+        "json",
+        "also write the map as JSON to FILE, for scripts (e.g. --json overlay.json)",
+        "FILE",
+    );
     opts.optflag("h", "help", "print this help");
     opts
 }
+
+/// Draws a map in one file format; only the formats asked for are drawn.
+type Draw = fn(&graph::Map, SocketAddrV4) -> String;
 
 /// What the command line asks for.
 struct Request {
@@ -106,6 +116,7 @@ struct Request {
     limits: Limits,
     dot: Option<PathBuf>,
     svg: Option<PathBuf>,
+    json: Option<PathBuf>,
 }
 
 pub fn run(args: &[String]) -> ExitCode {
@@ -137,13 +148,14 @@ pub fn run(args: &[String]) -> ExitCode {
         );
         ExitCode::FAILURE
     };
-    let outputs = [
-        (request.dot, dot::to_dot(&map, request.start)),
-        (request.svg, svg::to_svg(&map, request.start)),
+    let drawings: [(Option<PathBuf>, Draw); 3] = [
+        (request.dot, dot::to_dot),
+        (request.svg, svg::to_svg),
+        (request.json, json::to_json),
     ];
-    for (path, contents) in outputs {
+    for (path, draw) in drawings {
         if let Some(path) = path
-            && let Err(e) = std::fs::write(&path, contents)
+            && let Err(e) = std::fs::write(&path, draw(&map, request.start))
         {
             eprintln!("cptp map: cannot write {}: {e}", path.display());
             status = ExitCode::FAILURE;
@@ -163,7 +175,7 @@ fn parse(m: &Matches) -> Result<Request, String> {
         timeout: seconds(m, "timeout", 30.0)?,
         connect_timeout: seconds(m, "connect-timeout", 3.0)?,
         reply_timeout: seconds(m, "reply-timeout", 5.0)?,
-        jobs: number(m, "jobs", 8, 1..=64)?,
+        jobs: number(m, "jobs", 64, 1..=64)?,
         delay: Duration::from_millis(number(m, "delay", 0, 0..=60_000)? as u64),
     };
     Ok(Request {
@@ -171,6 +183,7 @@ fn parse(m: &Matches) -> Result<Request, String> {
         limits,
         dot: m.opt_str("dot").map(PathBuf::from),
         svg: m.opt_str("svg").map(PathBuf::from),
+        json: m.opt_str("json").map(PathBuf::from),
     })
 }
 

@@ -28,8 +28,10 @@ const PAD_Y: f64 = 7.0;
 const GAP_X: f64 = 20.0;
 const GAP_Y: f64 = 48.0;
 const MARGIN: f64 = 20.0;
+/// How far a link outside the tree bows, in box heights.
+const BOW: f64 = 1.6;
 /// Above the tree: the title and the legend.
-const HEADER: f64 = 64.0;
+const HEADER: f64 = 76.0;
 /// Longest text line in a box; longer IDs and reasons are cut (the tooltip has them whole).
 const MAX_CHARS: usize = 34;
 
@@ -101,18 +103,23 @@ pub fn to_svg(map: &Map, start: SocketAddrV4) -> String {
     // Lines first, boxes over them.
     for (a, b) in map.links() {
         if let (Some(&i), Some(&j)) = (index.get(&a), index.get(&b)) {
-            out.push_str(&edge(&nodes[i], &nodes[j], tree.is_tree_edge(i, j), "link"));
+            let bow = if tree.is_tree_edge(i, j) {
+                0.0
+            } else {
+                BOW * box_h
+            };
+            out.push_str(&edge(&nodes[i], &nodes[j], bow, "link"));
         }
     }
     for node in nodes.iter().filter(|n| n.look == Look::Problem) {
         for by in map.listed_by(node.addr) {
             if let (Some(&i), Some(&j)) = (index.get(&by), index.get(&node.addr)) {
-                out.push_str(&edge(
-                    &nodes[i],
-                    &nodes[j],
-                    tree.is_tree_edge(i, j),
-                    "listing",
-                ));
+                let bow = if tree.is_tree_edge(i, j) {
+                    0.0
+                } else {
+                    BOW * box_h
+                };
+                out.push_str(&edge(&nodes[i], &nodes[j], bow, "listing"));
             }
         }
     }
@@ -141,11 +148,8 @@ fn boxes(map: &Map, start: SocketAddrV4) -> Vec<Node> {
             } else {
                 let trouble = map.problems.get(&addr)?;
                 let title = format!("{addr} {}: {}", trouble.word(), trouble.reason());
-                let lines = vec![
-                    trouble.word().to_string(),
-                    addr.to_string(),
-                    cut(trouble.reason()),
-                ];
+                let mut lines = vec![trouble.word().to_string(), addr.to_string()];
+                lines.extend(wrap(trouble.reason(), 2));
                 (Look::Problem, lines, title)
             };
             Some(Node {
@@ -237,23 +241,33 @@ impl Tree {
     }
 }
 
-/// A line between two box centres (the boxes cover its ends): straight along the tree, a
-/// curve bowing sideways for a link outside it, so it does not run through other boxes.
-fn edge(a: &Node, b: &Node, straight: bool, class: &str) -> String {
+/// A line between two box centres (the boxes cover its ends). Along the tree it is
+/// straight (`bow` 0); a link outside the tree bows `bow` pixels to the side, left to
+/// right so that between two boxes of a row it dips below them, not through them.
+fn edge(a: &Node, b: &Node, bow: f64, class: &str) -> String {
     let style = match class {
         "link" => "stroke=\"#555\" stroke-width=\"1.6\"",
         _ => "stroke=\"#999\" stroke-width=\"1.2\" stroke-dasharray=\"5 4\"",
     };
-    let path = if straight {
-        format!("M{:.1},{:.1} L{:.1},{:.1}", a.x, a.y, b.x, b.y)
+    let (from, to) = if a.x <= b.x { (a, b) } else { (b, a) };
+    let (dx, dy) = (to.x - from.x, to.y - from.y);
+    let length = dx.hypot(dy);
+    let path = if bow == 0.0 || length == 0.0 {
+        format!("M{:.1},{:.1} L{:.1},{:.1}", from.x, from.y, to.x, to.y)
     } else {
-        let (mx, my) = ((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
-        let (dx, dy) = (b.x - a.x, b.y - a.y);
-        // Bow by a third of the length, to the side perpendicular to the line.
-        let (cx, cy) = (mx - dy / 3.0, my + dx / 3.0);
+        // Both control points pushed along the normal (-dy, dx): a cubic curve that
+        // leaves and reaches the boxes sideways.
+        let (nx, ny) = (-dy / length * bow, dx / length * bow);
         format!(
-            "M{:.1},{:.1} Q{cx:.1},{cy:.1} {:.1},{:.1}",
-            a.x, a.y, b.x, b.y
+            "M{:.1},{:.1} C{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}",
+            from.x,
+            from.y,
+            from.x + nx,
+            from.y + ny,
+            to.x + nx,
+            to.y + ny,
+            to.x,
+            to.y
         )
     };
     format!(
@@ -350,6 +364,26 @@ fn cut(text: &str) -> String {
     }
 }
 
+/// `text` in at most `most` lines of at most [`MAX_CHARS`] characters, broken at spaces;
+/// the last line is cut if the text does not fit.
+fn wrap(text: &str, most: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= MAX_CHARS => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    if lines.len() > most {
+        let rest = lines.split_off(most - 1).join(" ");
+        lines.push(rest);
+    }
+    lines.iter().map(|line| cut(line)).collect()
+}
+
 /// Text made safe inside an XML element or attribute.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -410,8 +444,48 @@ mod tests {
     }
 
     #[test]
+    fn a_link_outside_the_tree_is_a_curve_and_every_link_is_drawn_once() {
+        // A triangle 1-2-3 (joins that raced) with 4 hanging off 3.
+        let mut map = Map::default();
+        for (port, listed) in [
+            (1, vec![2, 3]),
+            (2, vec![1, 3]),
+            (3, vec![1, 2, 4]),
+            (4, vec![3]),
+        ] {
+            map.peers.insert(
+                a(port),
+                Peer {
+                    id: format!("p{port}"),
+                    full: port == 3,
+                    listed: listed.into_iter().map(a).collect(),
+                },
+            );
+        }
+        let svg = to_svg(&map, a(1));
+        if let Ok(dir) = std::env::var("CPTP_MAP_SVG_DIR") {
+            let _ = std::fs::write(format!("{dir}/cycle.svg"), &svg);
+        }
+        assert_eq!(svg.matches("class=\"link\"").count(), 4);
+        assert_eq!(svg.matches(" C").count(), 1, "only 2-3 is outside the tree");
+        assert_eq!(svg.matches("<g class=\"peer full\"").count(), 1);
+    }
+
+    #[test]
     fn text_is_escaped_and_cut() {
         assert_eq!(escape("<a & 'b'>"), "&lt;a &amp; &apos;b&apos;&gt;");
         assert_eq!(cut(&"x".repeat(50)).chars().count(), MAX_CHARS);
+        let reason = "sent a bad message: wrong protocol version 2 (expected 7)";
+        assert_eq!(
+            wrap(reason, 2),
+            [
+                "sent a bad message: wrong protocol",
+                "version 2 (expected 7)"
+            ]
+        );
+        assert_eq!(wrap("a b", 2), ["a b"]);
+        let long = wrap(&"word ".repeat(30), 2);
+        assert_eq!(long.len(), 2);
+        assert!(long[1].ends_with('…'));
     }
 }
