@@ -248,6 +248,36 @@ mod tests {
     }
 
     #[test]
+    fn a_deadline_reader_reports_a_reset_as_a_link_error() {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        // A zero linger makes the close a reset (RST) rather than an orderly close.
+        socket2::SockRef::from(&server)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(server);
+        match read_message(&mut Deadline::new(&client, Duration::from_secs(5))) {
+            Err(ReadError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
+            other => panic!("a reset gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_deadline_reader_times_out_with_its_limit() {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _server = listener.accept().unwrap();
+        let limit = Duration::from_millis(50);
+        let error = read_message(&mut Deadline::new(&client, limit)).unwrap_err();
+        assert!(matches!(error, ReadError::TimedOut { got: 0, after } if after == limit));
+        let expired = io::Error::new(io::ErrorKind::TimedOut, Expired(limit));
+        assert_eq!(expired.to_string(), "deadline of 50ms passed");
+    }
+
+    #[test]
     fn errors_read_as_sentences() {
         let closed = ReadError::Closed { got: 3, needed: 9 };
         assert_eq!(

@@ -305,8 +305,10 @@ mod tests {
     fn contains_says_whether_an_address_is_listed() {
         let table = PeerTable::new("p", 2).unwrap();
         assert!(!table.contains(addr(1)));
+        assert!(table.is_empty());
         let slot = table.insert(addr(1)).unwrap();
         assert!(table.contains(addr(1)));
+        assert!(!table.is_empty());
         assert!(!table.contains(addr(2)));
         table.remove(slot);
         assert!(!table.contains(addr(1)));
