@@ -1,4 +1,4 @@
-//! Peers joining peers: the course's three-peer chain, handed-out addresses, auto-join.
+//! Peers joining peers (PROTOCOL 6): the course's three-peer chain, handed-out addresses, auto-join.
 
 use peer::wire::{Kind, Message};
 use peer_tools::{FakePeer, Scratch, dead_address, join, listed};

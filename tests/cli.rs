@@ -1,4 +1,4 @@
-//! The command line and the first line, through the real binary.
+//! The command line (PROTOCOL 2) and the first line (PROTOCOL 7.1), through the real binary.
 
 use peer::wire::Kind;
 use peer_tools::{Scratch, join};

@@ -1,4 +1,4 @@
-//! The joiner against misbehaving peers: each is reported on stderr with the peer's
+//! The joiner against misbehaving peers (PROTOCOL 4.5, 6.4): each is reported on stderr with the peer's
 //! address and what went wrong, nothing panics, and the peer keeps serving.
 
 use peer::sockets::ipv4;

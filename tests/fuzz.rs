@@ -1,4 +1,4 @@
-//! Property tests of the decoder: random bytes and mutated valid messages never make the
+//! Property tests of the decoder (PROTOCOL 4.4, 4.5): random bytes and mutated valid messages never make the
 //! parser or the stream reader panic, the reader never reads past what the header
 //! announced, and every valid message round-trips.
 //!

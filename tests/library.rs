@@ -1,4 +1,4 @@
-//! The library's own entry points: the auto-join's bounds and stopping a running node.
+//! The library's own entry points: the auto-join's bounds (PROTOCOL 6.5) and stopping a running node.
 
 use peer::joiner::{self, JoinLimits};
 use peer::node::{Config, Node};

@@ -1,4 +1,4 @@
-//! Fault tests: floods, descriptor exhaustion, churn, and peers that reply slowly, lie
+//! Fault tests (PROTOCOL 8.2): floods, descriptor exhaustion, churn, and peers that reply slowly, lie
 //! about their length or reset. Loopback only; every loop is bounded in count and time.
 
 use peer::reader::{Deadline, read_message};

@@ -1,4 +1,4 @@
-//! Being joined: exact reply bytes, concurrent joins, and links that close.
+//! Being joined (PROTOCOL 5): exact reply bytes, concurrent joins, and links that close.
 
 use peer::wire::{Kind, Message};
 use peer_tools::{PATIENCE, Scratch, join, local_addr};
