@@ -97,7 +97,7 @@ pub fn parse_with<S: AsRef<str>>(
     let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     let matches = options()
         .parse(&args)
-        .map_err(|e| UsageError(e.to_string()))?;
+        .map_err(|e| UsageError(getopts_message(&e)))?;
     if matches.opt_present("h") {
         return Ok(Command::Help);
     }
@@ -107,7 +107,7 @@ pub fn parse_with<S: AsRef<str>>(
 
     let join = matches
         .opt_str("p")
-        .map(|s| parse_peer_with(&s, resolve))
+        .map(|s| parse_peer_with(&s, resolve).map_err(|e| UsageError(format!("-p {e}"))))
         .transpose()?;
     let bind = match matches.opt_str("b") {
         Some(s) => s
@@ -161,6 +161,20 @@ pub fn parse_with<S: AsRef<str>>(
     })
 }
 
+/// The parser's complaint in the words of the other errors: the option as it is typed.
+fn getopts_message(error: &getopts::Fail) -> String {
+    let typed = |name: &str| match name.len() {
+        1 => format!("-{name}"),
+        _ => format!("--{name}"),
+    };
+    match error {
+        getopts::Fail::ArgumentMissing(name) => format!("{} wants a value", typed(name)),
+        getopts::Fail::UnrecognizedOption(name) => format!("unknown option {}", typed(name)),
+        getopts::Fail::OptionDuplicated(name) => format!("{} given more than once", typed(name)),
+        other => other.to_string(),
+    }
+}
+
 /// Splits `peer1-2` at the last dash into ID `peer1` and size 2; `None` if it does not fit.
 pub fn split_folder_name(folder: &str) -> Option<(String, usize)> {
     let (id, size) = folder.rsplit_once('-')?;
@@ -197,10 +211,10 @@ pub fn parse_peer(s: &str) -> Result<SocketAddrV4, UsageError> {
     parse_peer_with(s, &resolve_host)
 }
 
-/// Parses the `-p` target: an IPv4 address or a host name (looked up with `resolve`), and
+/// Parses a target (of `-p`, `cptp probe` or `cptp map`): an IPv4 address or a host name (looked up with `resolve`), and
 /// a port. The result must be an address a peer can be joined at: not 0.0.0.0, not port 0.
 pub fn parse_peer_with(s: &str, resolve: Resolve<'_>) -> Result<SocketAddrV4, UsageError> {
-    let bad = |why: &str| UsageError(format!("-p wants HOST:PORT, but '{s}' {why}"));
+    let bad = |why: &str| UsageError(format!("wants HOST:PORT, but '{s}' {why}"));
     if let Ok(SocketAddr::V6(_)) = s.parse::<SocketAddr>() {
         return Err(bad("is IPv6; cPTP carries IPv4 addresses only"));
     }
@@ -217,13 +231,13 @@ pub fn parse_peer_with(s: &str, resolve: Resolve<'_>) -> Result<SocketAddrV4, Us
     } else {
         resolve(host).ok_or_else(|| {
             UsageError(format!(
-                "-p: the host name '{host}' does not resolve to an IPv4 address"
+                "wants HOST:PORT, but the host name '{host}' does not resolve to an IPv4 address"
             ))
         })?
     };
     if ip.is_unspecified() {
         return Err(bad(
-            "is 0.0.0.0, where no peer can be joined; use the address its first line shows",
+            "is 0.0.0.0, where no peer can be joined; use the address the peer's first line shows",
         ));
     }
     Ok(SocketAddrV4::new(ip, port))
@@ -350,7 +364,13 @@ mod tests {
         assert!(error(&["-i", ""]).contains("1 to 255"));
         assert!(error(&["-i", &"x".repeat(256)]).contains("1 to 255"));
         assert!(error(&["-b", "::"]).contains("IPv4"));
-        assert!(error(&["-x"]).contains("x"));
+        assert_eq!(error(&["-x"]), "unknown option -x");
+        assert_eq!(error(&["--frobnicate"]), "unknown option --frobnicate");
+        assert_eq!(error(&["-i"]), "-i wants a value");
+        assert_eq!(
+            error(&["-n", "3", "-n", "4"]),
+            "--max-peers given more than once"
+        );
         assert!(error(&["stray"]).contains("stray"));
     }
 }

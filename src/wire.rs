@@ -320,6 +320,7 @@ pub fn describe(bytes: &[u8]) -> String {
             let peers: Vec<String> = message.peers.iter().map(ToString::to_string).collect();
             let listing = match peers.len() {
                 0 => "no peers".to_string(),
+                1 => format!("1 peer: {}", peers[0]),
                 n => format!("{n} peers: {}", peers.join(", ")),
             };
             format!(
@@ -497,6 +498,10 @@ mod tests {
             format!(
                 "Redirect from 'p1' listing 2 peers: 127.0.0.1:40000, 127.0.0.1:40001; bytes: {REDIRECT_TWO}"
             )
+        );
+        assert_eq!(
+            describe(&unhex(WELCOME_ONE)),
+            format!("Welcome from 'peer1' listing 1 peer: 127.0.0.1:39670; bytes: {WELCOME_ONE}")
         );
         assert_eq!(
             describe(&unhex(WELCOME_EMPTY)),

@@ -128,7 +128,7 @@ fn debug_logging_shows_each_message_decoded_and_in_hex() {
     let target = peer1.addr.to_string();
     let peer2 = debug("peer2-2", &["-p", &target]);
     peer2.wait_for_stderr(&[
-        &format!("received from {target}: Welcome from 'peer1' listing 1 peers: {first}"),
+        &format!("received from {target}: Welcome from 'peer1' listing 1 peer: {first}"),
         "; bytes: E0 20 01 05 70 65 65 72 31 7F 00 00 01",
     ]);
 }

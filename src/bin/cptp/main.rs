@@ -22,9 +22,9 @@ Usage: cptp COMMAND [OPTIONS]
 The toolbox around the cPTP peer.
 
 Commands:
-    probe IP:PORT   join a peer once and show its reply, decoded and in hex
+    probe HOST:PORT join a peer once and show its reply, decoded and in hex
     check ...       check any cPTP implementation against docs/PROTOCOL.md
-    map IP:PORT     crawl a running overlay and print (or draw) its links
+    map HOST:PORT   crawl a running overlay and print (or draw) its links
 
 Run 'cptp COMMAND --help' for the options of each command.
 Example: cptp probe 127.0.0.1:39670

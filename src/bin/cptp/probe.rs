@@ -1,4 +1,4 @@
-//! `cptp probe IP:PORT`: join a peer once, read its reply, print it decoded and in hex.
+//! `cptp probe HOST:PORT`: join a peer once, read its reply, print it decoded and in hex.
 //!
 //! A teaching assistant points this at a student's peer to see exactly what it sends. The
 //! connection is the join request, so a peer with room lists the probe in its table until
@@ -13,9 +13,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const USAGE: &str = "\
-Usage: cptp probe IP:PORT
+Usage: cptp probe HOST:PORT
 
-Joins the peer at IP:PORT once, reads its reply (a Welcome or a Redirect) and prints it
+Joins the peer at HOST:PORT once, reads its reply (a Welcome or a Redirect) and prints it
 decoded and in hex, then closes the connection. Waits 3 s to connect and 5 s for the reply.
 
 Example: cptp probe 127.0.0.1:39670
@@ -29,14 +29,14 @@ pub fn run(args: &[String]) -> ExitCode {
         }
         [target] => target,
         _ => {
-            eprint!("cptp probe: wants one IP:PORT\n\n{USAGE}");
+            eprint!("cptp probe: wants one HOST:PORT\n\n{USAGE}");
             return ExitCode::from(USAGE_ERROR);
         }
     };
     let addr = match parse_peer(target) {
         Ok(addr) => addr,
         Err(e) => {
-            eprintln!("cptp probe: {e}");
+            eprintln!("cptp probe: the target {e}");
             return ExitCode::from(USAGE_ERROR);
         }
     };

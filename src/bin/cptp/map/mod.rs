@@ -21,12 +21,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const BRIEF: &str = "\
-Usage: cptp map IP:PORT [OPTIONS]
+Usage: cptp map HOST:PORT [OPTIONS]
 
-Maps the cPTP overlay that the peer at IP:PORT belongs to, through the protocol itself:
-joins each peer once, reads the table its reply lists (a Welcome lists the table, a
-Redirect the whole table), closes the connection at once, and goes on to every peer
-listed, breadth first, each address once.
+Maps the cPTP overlay that the peer at HOST:PORT (an IPv4 address or a host name)
+belongs to, through the protocol itself: joins each peer once, reads the table its
+reply lists (a Welcome lists the table, a Redirect the whole table), closes the
+connection at once, and goes on to every peer listed, breadth first, each address once.
 
 Prints a summary line (#), then one line per peer, 'ID IP:PORT -> linked peers', with
 '(full)' after a peer that answered with a Redirect, then one line (!) per address that
@@ -166,9 +166,9 @@ pub fn run(args: &[String]) -> ExitCode {
 
 fn parse(m: &Matches) -> Result<Request, String> {
     let start = match m.free.as_slice() {
-        [target] => parse_peer(target).map_err(|e| e.to_string())?,
-        [] => return Err("wants the IP:PORT of a peer to start from".into()),
-        more => return Err(format!("wants one IP:PORT, not {}", more.join(" "))),
+        [target] => parse_peer(target).map_err(|e| format!("the target {e}"))?,
+        [] => return Err("wants the HOST:PORT of a peer to start from".into()),
+        more => return Err(format!("wants one HOST:PORT, not {}", more.join(" "))),
     };
     let limits = Limits {
         max_peers: number(m, "max-peers", 1000, 1..=1_000_000)?,
