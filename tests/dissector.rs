@@ -609,6 +609,59 @@ fn padding_after_a_message_is_shown_as_trailing_bytes() {
 }
 
 #[test]
+fn bytes_after_a_message_that_are_not_padding_are_trailing_junk_not_a_message() {
+    if !have_tshark() {
+        return;
+    }
+    let tshark = Tshark::new();
+    let mut pcap = Pcap::default();
+    // Four bytes of text after a Welcome, in the same segment: not a second message.
+    let mut same = pcap.connect(51000, 39005);
+    pcap.send(
+        &mut same,
+        &[unhex(WELCOME_EMPTY), b"xyz\n".to_vec()].concat(),
+    );
+    // Two bytes in a segment of their own, then the sender closes.
+    let mut later = pcap.connect(51001, 39005);
+    pcap.send(&mut later, &unhex(WELCOME_ONE));
+    pcap.send(&mut later, b"1\n");
+    pcap.close(&mut later);
+    let file = tshark.save("junk", &pcap);
+
+    let rows = tshark.decode(&file, &["cptp.tcp.port:39005"]);
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    let warning =
+        "after the message that are neither padding nor a message (receivers ignore them)";
+    assert_message(
+        &rows[0],
+        &[
+            (
+                "_ws.col.Info",
+                "Welcome from peer1, no peers; trailing 4 bytes (not padding)",
+            ),
+            ("cptp.trailing", "78 79 7a 0a"),
+            ("_ws.expert.message", &format!("4 bytes {warning}")),
+            ("_ws.expert.severity", "6291456"), // a warning
+        ],
+    );
+    assert_message(
+        &rows[1],
+        &[(
+            "_ws.col.Info",
+            "Welcome from peer1, 1 peer: 127.0.0.1:39670",
+        )],
+    );
+    assert_message(
+        &rows[2],
+        &[
+            ("_ws.col.Info", "trailing 2 bytes (not padding)"),
+            ("cptp.trailing", "31 0a"),
+            ("_ws.expert.message", &format!("2 bytes {warning}")),
+        ],
+    );
+}
+
+#[test]
 fn a_wrong_version_or_type_is_an_expert_error_on_the_configured_port() {
     if !have_tshark() {
         return;

@@ -53,13 +53,15 @@ local e = {
         expert.group.MALFORMED, expert.severity.ERROR),
     incomplete = ProtoExpert.new("cptp.incomplete", "Message continues beyond this segment",
         expert.group.REASSEMBLE, expert.severity.NOTE),
+    junk = ProtoExpert.new("cptp.junk", "Bytes after the message that are not padding",
+        expert.group.PROTOCOL, expert.severity.WARN),
     trailing = ProtoExpert.new("cptp.trailing_bytes", "Trailing bytes after the message",
         expert.group.PROTOCOL, expert.severity.NOTE),
     empty_id = ProtoExpert.new("cptp.empty_id", "Empty sender ID",
         expert.group.PROTOCOL, expert.severity.WARN),
 }
 cptp.experts = { e.bad_version, e.unknown_type, e.truncated, e.incomplete, e.trailing,
-    e.empty_id }
+    e.junk, e.empty_id }
 
 cptp.prefs["tcp.port"] = Pref.uint("TCP port", 0,
     "Decode this TCP port as cPTP (0 = none; cPTP is also found on any port by a heuristic)")
@@ -73,6 +75,15 @@ local tcp_stream = Field.new("tcp.stream")
 local pending = {}
 -- FIN frames that closed a stream with a message incomplete: frame number -> details.
 local cut_at_fin = {}
+-- The frame in which each direction of a connection ("stream:port") completed its
+-- message. A side sends one message at most; what it sends later is not a message
+-- (a link carries none), and receivers ignore it (PROTOCOL 4.4).
+local completed = {}
+
+function cptp.init()
+    pending, cut_at_fin, completed = {}, {}, {}
+end
+
 
 local function field_value(extractor)
     local fi = extractor()
@@ -189,6 +200,22 @@ local function add_message(tvb, tree, offset, available, kind, count, id_len, wh
     return summary
 end
 
+-- The key of the direction `pinfo` belongs to, or nil outside TCP.
+local function direction(pinfo, stream)
+    return stream and (tostring(stream) .. ":" .. tostring(pinfo.src_port))
+end
+
+-- Shows `tvb(offset)` to the end as bytes after the message that are not padding.
+local function add_junk(tree, tvb, offset)
+    local len = tvb:len() - offset
+    local item = tree:add(cptp, tvb(offset, len), "cPTP trailing bytes")
+    item:add(f.trailing, tvb(offset, len))
+    item:add_proto_expert_info(e.junk, string.format(
+        "%s after the message that are neither padding nor a message (receivers ignore them)",
+        plural(len, "byte", "bytes")))
+    return "trailing " .. plural(len, "byte", "bytes") .. " (not padding)"
+end
+
 -- Dissects everything in `tvb`: messages, padding between or after them.
 local function dissect(tvb, pinfo, tree)
     local len = tvb:len()
@@ -197,10 +224,23 @@ local function dissect(tvb, pinfo, tree)
     local summaries = {}
     local offset = 0
     local stream = field_value(tcp_stream)
+    local key = direction(pinfo, stream)
+    -- This direction's message was complete before this frame, or earlier in it.
+    local after_message = key ~= nil and completed[key] ~= nil and completed[key] < pinfo.number
 
     while offset < len do
         local byte = tvb(offset, 1):uint()
-        if is_padding(byte) then
+        local available = len - offset
+        local valid_header = false
+        if available >= HEADER_LEN then
+            local version, kind = split_word(tvb(offset, HEADER_LEN):uint())
+            valid_header = version == VERSION and TYPES[kind] ~= nil
+        end
+        if after_message and not is_padding(byte) and not valid_header then
+            summaries[#summaries + 1] = add_junk(tree, tvb, offset)
+            offset = len
+            break
+        elseif is_padding(byte) then
             local stop = offset
             while stop < len and is_padding(tvb(stop, 1):uint()) do stop = stop + 1 end
             local item = tree:add(cptp, tvb(offset, stop - offset), "cPTP trailing bytes")
@@ -211,7 +251,6 @@ local function dissect(tvb, pinfo, tree)
             summaries[#summaries + 1] = "trailing " .. plural(stop - offset, "byte", "bytes")
             offset = stop
         else
-            local available = len - offset
             -- Why bytes may be missing for good: the capture cut the packet (snap
             -- length), the sender closed (FIN in this segment), or TCP reassembly is off.
             local why_short = nil
@@ -280,6 +319,10 @@ local function dissect(tvb, pinfo, tree)
             summaries[#summaries + 1] = add_message(tvb, tree, offset,
                 math.min(available, total), kind, count, id_len, why_short)
             offset = offset + math.min(available, total)
+            if available >= total then
+                after_message = true
+                if key and not completed[key] then completed[key] = pinfo.number end
+            end
         end
     end
 
