@@ -81,15 +81,19 @@ fn main() -> ExitCode {
         }
     }
     println!("\n===== cptp map {first} =====");
-    match map {
+    let status = match map {
         Ok((text, svg)) => {
             print!("{text}");
-            println!("\nThe picture of the chain is in {}", svg.display());
+            println!("\nThe picture of the network is in {}", svg.display());
+            ExitCode::SUCCESS
         }
-        Err(e) => println!("not mapped: {e}"),
-    }
+        Err(e) => {
+            eprintln!("demo: not mapped: {e}");
+            ExitCode::FAILURE
+        }
+    };
     println!("\nAll three peers stopped.");
-    ExitCode::SUCCESS
+    status
 }
 
 /// Every line `peer` has printed on stdout so far.

@@ -329,8 +329,8 @@ mod tests {
             asked.set(asked.get() + 1);
             lab(host)
         };
-        let target = parse_peer_with("10.1.2.3:5", &counting).unwrap();
-        assert_eq!(target, "10.1.2.3:5".parse().unwrap());
+        let target = parse_peer_with("198.18.1.3:5", &counting).unwrap();
+        assert_eq!(target, "198.18.1.3:5".parse().unwrap());
         assert_eq!(asked.get(), 0, "an address is not looked up");
         assert_eq!(
             parse_peer("127.0.0.1:5"),

@@ -135,6 +135,7 @@ pub fn join(first: SocketAddrV4, shared: &Shared, limits: &JoinLimits) -> Option
     search.offer(&[first], false);
     let mut first_redirect = true;
     let mut attempts = 0;
+    let mut said_other_port = false;
     while let Some(peer) = search.next() {
         if shared.stopping() {
             return None;
@@ -155,7 +156,7 @@ pub fn join(first: SocketAddrV4, shared: &Shared, limits: &JoinLimits) -> Option
             continue;
         }
         attempts += 1;
-        match attempt(peer, shared, limits, deadline) {
+        match attempt(peer, shared, limits, deadline, &mut said_other_port) {
             Err(failure) => log::warn!("join {peer}: {failure}"),
             Ok((stream, message)) => match message.kind() {
                 Kind::Welcome => {
@@ -182,9 +183,10 @@ fn attempt(
     shared: &Shared,
     limits: &JoinLimits,
     deadline: Instant,
+    said_other_port: &mut bool,
 ) -> Result<(TcpStream, Message), Failure> {
     let left = || deadline.saturating_duration_since(Instant::now());
-    let stream =
+    let outbound =
         connect_from(shared.addr, peer, limits.connect_timeout.min(left())).map_err(|error| {
             let refused = error.kind() == io::ErrorKind::ConnectionRefused;
             Failure::Connect {
@@ -192,6 +194,17 @@ fn attempt(
                 error,
             }
         })?;
+    if let Some(why) = &outbound.other_port
+        && !std::mem::replace(said_other_port, true)
+    {
+        // Joining still beats not joining, but the other side records a port that
+        // accepts no joins: say so, once per auto-join.
+        log::warn!(
+            "cannot connect from the listening port {} ({why}); connecting from another port, so peers will hand out an address that does not accept joins",
+            shared.addr.port()
+        );
+    }
+    let stream = outbound.stream;
     let mut reader = Deadline::new(&stream, limits.read_timeout.min(left()));
     let (message, raw) = read_message(&mut reader).map_err(Failure::Reply)?;
     log::debug!("received from {peer}: {}", describe(&raw));

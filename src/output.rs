@@ -296,9 +296,9 @@ mod tests {
     fn peers_are_listed_in_brackets() {
         let peers = [
             "127.0.0.1:40000".parse().unwrap(),
-            "10.0.0.2:7".parse().unwrap(),
+            "198.18.0.2:7".parse().unwrap(),
         ];
-        assert_eq!(peer_list(&peers), "[127.0.0.1:40000], [10.0.0.2:7]");
+        assert_eq!(peer_list(&peers), "[127.0.0.1:40000], [198.18.0.2:7]");
         assert_eq!(peer_list(&[]), "");
     }
 }

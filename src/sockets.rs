@@ -14,7 +14,6 @@
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::sync::Once;
 use std::time::Duration;
 
 /// Pending connections the kernel may queue before `accept`: floods wait here.
@@ -58,32 +57,38 @@ pub fn bind_listener(addr: SocketAddrV4) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// A connection made by [`connect_from`].
+pub struct Outbound {
+    pub stream: TcpStream,
+    /// Why the connection could not come from the listening port, when it could not: it
+    /// then came from another port, which the other side will record and hand out.
+    pub other_port: Option<io::Error>,
+}
+
 /// Connects to `remote` from `local`, this peer's listening address, within `timeout`.
+/// Where the port cannot be shared, connects from another port rather than not at all.
 pub fn connect_from(
     local: SocketAddrV4,
     remote: SocketAddrV4,
     timeout: Duration,
-) -> io::Result<TcpStream> {
+) -> io::Result<Outbound> {
     if let Some(advice) = bind_advice(*local.ip(), *remote.ip()) {
         return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, advice));
     }
     let socket = reusable_socket()?;
     if let Err(e) = socket.bind(&SocketAddr::V4(local).into()) {
-        // Joining still beats not joining, but the other side will record a port that
-        // does not accept joins: say so, once.
-        static WARNED: Once = Once::new();
-        WARNED.call_once(|| {
-            log::warn!(
-                "cannot connect from the listening port {} ({e}); connecting from another port, so peers will hand out an address that does not accept joins",
-                local.port()
-            )
-        });
         let fallback = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
         fallback.connect_timeout(&SocketAddr::V4(remote).into(), timeout)?;
-        return Ok(fallback.into());
+        return Ok(Outbound {
+            stream: fallback.into(),
+            other_port: Some(e),
+        });
     }
     socket.connect_timeout(&SocketAddr::V4(remote).into(), timeout)?;
-    Ok(socket.into())
+    Ok(Outbound {
+        stream: socket.into(),
+        other_port: None,
+    })
 }
 
 /// Sends one whole reply in one write, so Nagle's algorithm never holds part of it back.
@@ -203,7 +208,8 @@ mod tests {
         let theirs = TcpListener::bind("127.0.0.1:0").unwrap();
         let their_addr = ipv4(theirs.local_addr().unwrap()).unwrap();
 
-        let _link = connect_from(our_addr, their_addr, Duration::from_secs(3)).unwrap();
+        let link = connect_from(our_addr, their_addr, Duration::from_secs(3)).unwrap();
+        assert!(link.other_port.is_none());
         let (_, seen) = theirs.accept().unwrap();
         assert_eq!(
             ipv4(seen),
@@ -228,7 +234,8 @@ mod tests {
         let theirs = TcpListener::bind("127.0.0.1:0").unwrap();
         let their_addr = ipv4(theirs.local_addr().unwrap()).unwrap();
         let link = connect_from(local, their_addr, Duration::from_secs(3)).unwrap();
-        let from = ipv4(link.local_addr().unwrap()).unwrap();
+        assert!(link.other_port.is_some(), "says why");
+        let from = ipv4(link.stream.local_addr().unwrap()).unwrap();
         assert_ne!(from.port(), local.port(), "connected from another port");
     }
 
@@ -237,7 +244,9 @@ mod tests {
         let local = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4000);
         // Benchmarking range: never an address of this machine, and nothing is sent.
         let remote = SocketAddrV4::new(Ipv4Addr::new(198, 19, 255, 1), 4000);
-        let error = connect_from(local, remote, Duration::from_secs(1)).unwrap_err();
+        let Err(error) = connect_from(local, remote, Duration::from_secs(1)) else {
+            panic!("a loopback peer connected to another machine");
+        };
         assert!(error.to_string().contains("-b "), "{error}");
         assert!(error.to_string().contains("another machine"), "{error}");
     }

@@ -41,7 +41,7 @@ fn help_prints_the_usage_and_succeeds() {
 fn invalid_input_exits_2_with_one_line_and_the_usage() {
     let cases: &[(&[&str], &str)] = &[
         (&["-p", "localhost"], "no ':PORT'"),
-        (&["-p", "300.1.1.1:5"], "IPv4"),
+        (&["-p", "198.18.0.300:5"], "IPv4"),
         (&["-p", "[::1]:4000"], "IPv6"),
         (&["-p", "0.0.0.0:4000"], "0.0.0.0"),
         (&["-p", "127.0.0.1:0"], "port"),
