@@ -128,7 +128,9 @@ impl Node {
     }
 
     /// Prints the address line, starts the output, the timer and the join, and serves on
-    /// the calling thread until stopped. Then waits for every thread it started.
+    /// the calling thread until stopped. Then waits for every thread it started, the
+    /// output thread last: it writes what is queued first, so a sink that blocks for
+    /// good (a pipe nobody reads) keeps `run` from returning.
     pub fn run(self) -> Result<(), StartError> {
         let Node {
             listener,

@@ -268,6 +268,11 @@ mod tests {
         assert!(!ip.is_unspecified());
         assert!(is_local(ip), "{ip}");
         assert!(!is_local(Ipv4Addr::new(198, 19, 255, 1)));
+        // Where a default route exists, the address is the one it leaves by.
+        match route_source(PROBE_DESTINATION).filter(|r| !r.is_loopback()) {
+            Some(route) => assert_eq!(ip, route),
+            None => eprintln!("no default route here: only the fallbacks were checked"),
+        }
     }
 
     #[test]

@@ -108,6 +108,11 @@ fn binding_all_interfaces_shows_it_and_accepts_on_loopback() {
         std::net::UdpSocket::bind((shown, 0)).is_ok(),
         "{shown} is ours"
     );
+    // Where this machine has a default route, it is the address that route leaves by.
+    let route = peer::sockets::route_source(peer::sockets::PROBE_DESTINATION);
+    if let Some(route) = route.filter(|r| !r.is_loopback()) {
+        assert_eq!(shown, route);
+    }
     let loopback = std::net::SocketAddrV4::new([127, 0, 0, 1].into(), peer.addr.port());
     let (_link, welcome, _) = join(loopback);
     assert_eq!(welcome.kind(), Kind::Welcome);

@@ -253,3 +253,19 @@ fn a_connect_that_hangs_gives_up_after_three_seconds() {
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+#[test]
+fn a_redirect_to_another_machine_is_skipped_with_bind_advice() {
+    // PROTOCOL 6.6: a peer on 127.0.0.1 cannot join another machine. A benchmarking-range
+    // address is never this machine's, and the advice comes before any packet is sent.
+    let scratch = Scratch::new(PEER);
+    let mut good = scratch.start("good-2", &[]);
+    let elsewhere: std::net::SocketAddrV4 = "198.18.0.9:4000".parse().unwrap();
+    let redirect = Message::new(Kind::Redirect, "r", vec![elsewhere, good.addr]).unwrap();
+    let first = FakePeer::replying(redirect.to_bytes());
+    let mut joiner = scratch.start("joiner-2", &["-p", &first.addr.to_string()]);
+    joiner.wait_for("the join", |l| l.starts_with("Connected to peer good:"));
+    let advice = joiner.wait_for_stderr(&[&elsewhere.to_string(), "another machine"]);
+    assert!(advice.contains("start it with -b "), "{advice}");
+    good.expect_lines(&[&format!("Connected from peer {}", joiner.addr)]);
+}
