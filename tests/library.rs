@@ -98,6 +98,29 @@ fn auto_join_skips_a_peer_it_is_already_linked_with() {
 }
 
 #[test]
+fn the_first_redirect_is_tried_in_the_order_listed() {
+    // PROTOCOL 6.3: the first listed peer first; `peer` keeps the whole first list in
+    // order (only later Redirects are shuffled). Each listed fake hangs up at once.
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listed: Vec<FakePeer> = (0..5)
+        .map(|i| {
+            let order = Arc::clone(&order);
+            FakePeer::start(1, move |stream| {
+                order.lock().unwrap().push(i);
+                drop(stream);
+            })
+        })
+        .collect();
+    let first = redirector(
+        listed.iter().map(|f| f.addr).collect(),
+        &Arc::new(AtomicUsize::new(0)),
+    );
+    let node = node(JoinLimits::default());
+    assert!(joiner::join(first.addr, node.shared(), &JoinLimits::default()).is_none());
+    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
 fn a_node_stopped_mid_auto_join_tries_no_further_peer() {
     let node = node(JoinLimits::default());
     let second_count = Arc::new(AtomicUsize::new(0));
