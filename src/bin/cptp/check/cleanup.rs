@@ -10,7 +10,20 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread;
+
+/// The stop signal received, or 0: once set, the main thread reports nothing more and
+/// exits with 128 + the signal, as a shell would.
+static SIGNALLED: AtomicI32 = AtomicI32::new(0);
+
+/// The signal that stopped the check, if one did.
+pub fn signalled() -> Option<i32> {
+    match SIGNALLED.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
+}
 
 /// Process groups of targets that are running.
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
@@ -38,6 +51,7 @@ pub fn install() {
             let mut signal: libc::c_int = 0;
             // SAFETY: `set` is a valid, initialised sigset; `signal` is a valid out pointer.
             if unsafe { libc::sigwait(&set, &mut signal) } == 0 {
+                SIGNALLED.store(signal, Ordering::SeqCst);
                 eprintln!("cptp check: stopped by signal {signal}; ending every target");
                 end_everything();
                 std::process::exit(128 + signal);

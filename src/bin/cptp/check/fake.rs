@@ -7,6 +7,7 @@
 //! and a fake can list the target itself once its address is known.
 
 use super::target::lock;
+use super::timing::scaled;
 use peer::wire::{Kind, Message};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -138,7 +139,7 @@ fn accept_loop(
     stop: Arc<AtomicBool>,
 ) {
     let born = Instant::now();
-    while !stop.load(Ordering::Relaxed) && born.elapsed() < LIFETIME {
+    while !stop.load(Ordering::Relaxed) && born.elapsed() < scaled(LIFETIME) {
         let (stream, from) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(_) => {
@@ -209,7 +210,7 @@ fn serve(
 }
 
 fn wait_list(list: &Mutex<Option<Vec<SocketAddrV4>>>) -> Option<Vec<SocketAddrV4>> {
-    let deadline = Instant::now() + LIST_WITHIN;
+    let deadline = Instant::now() + scaled(LIST_WITHIN);
     while Instant::now() < deadline {
         if let Some(peers) = lock(list).clone() {
             return Some(peers);
@@ -224,7 +225,7 @@ fn hold(mut stream: TcpStream, stop: &AtomicBool) {
     let born = Instant::now();
     let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
     let mut sink = [0u8; 512];
-    while !stop.load(Ordering::Relaxed) && born.elapsed() < LIFETIME {
+    while !stop.load(Ordering::Relaxed) && born.elapsed() < scaled(LIFETIME) {
         match stream.read(&mut sink) {
             Ok(0) => return,
             Ok(_) => {}

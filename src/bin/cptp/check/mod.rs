@@ -18,6 +18,7 @@ mod rules;
 mod runner;
 mod submissions;
 mod target;
+mod timing;
 
 use crate::USAGE_ERROR;
 use options::{Config, Mode};
@@ -49,6 +50,7 @@ pub fn run(args: &[String]) -> ExitCode {
         _ => {}
     }
     cleanup::install();
+    timing::set_scale(config.time_scale);
     let code = match &config.mode {
         Mode::Launch { command, copy } => {
             let launcher = Launcher {
@@ -75,6 +77,9 @@ pub fn run(args: &[String]) -> ExitCode {
         Mode::Help | Mode::List => Ok(true),
     };
     cleanup::end_everything();
+    if let Some(signal) = cleanup::signalled() {
+        return ExitCode::from(128u8.saturating_add(signal as u8));
+    }
     match code {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -96,6 +101,9 @@ fn check_one(config: &Config, subject: Subject, name: String) -> Result<bool, St
         &config.points,
         name,
     );
+    if cleanup::signalled().is_some() {
+        return Ok(false);
+    }
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!("{}", report::text::render(&report, config.verbose, colour));
     write_reports(config, &report)?;

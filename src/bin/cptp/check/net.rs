@@ -1,6 +1,7 @@
 //! Talking to the target as a joining peer would: connect (the connection is the join),
 //! read one reply with the library's reader, and look at what follows it.
 
+use super::timing::scaled;
 use peer::reader::{Deadline, ReadError, read_message};
 use peer::wire::{Message, hex};
 use std::fmt;
@@ -67,13 +68,13 @@ pub fn summary(message: &Message) -> String {
 
 /// Joins `addr` and reads the reply.
 pub fn join(addr: SocketAddrV4) -> Result<Joined, JoinError> {
-    let stream = TcpStream::connect_timeout(&addr.into(), CONNECT_WITHIN)
+    let stream = TcpStream::connect_timeout(&addr.into(), scaled(CONNECT_WITHIN))
         .map_err(|e| JoinError::Connect(addr, e))?;
     let local = match stream.local_addr() {
         Ok(SocketAddr::V4(v4)) => v4,
         _ => SocketAddrV4::new([127, 0, 0, 1].into(), 0),
     };
-    let (message, raw) = read_message(&mut Deadline::new(&stream, REPLY_WITHIN))
+    let (message, raw) = read_message(&mut Deadline::new(&stream, scaled(REPLY_WITHIN)))
         .map_err(|e| JoinError::Reply(addr, e))?;
     Ok(Joined {
         stream,

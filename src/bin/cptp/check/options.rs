@@ -46,6 +46,8 @@ Rules:
         --rule ID          run only this rule, or every rule whose ID starts with ID
                            (repeatable), e.g. --rule 5.2 --rule 6.1-accepts-after-join
         --parallel N       rules run at once for one target (default 6)
+        --time-scale X     multiply every deadline by X (1 to 20, default 1), for a
+                           loaded grading machine; the report says when X is not 1
         --list             print every rule with its ID and section, run nothing
 
 Reports (the text report always goes to stdout; colour only on a terminal):
@@ -105,6 +107,7 @@ pub struct Config {
     pub junit: Option<PathBuf>,
     pub gradescope: Option<PathBuf>,
     pub points: HashMap<String, f64>,
+    pub time_scale: f64,
 }
 
 fn options() -> Options {
@@ -119,6 +122,7 @@ fn options() -> Options {
     o.optmulti("", "rule", "run only these rules", "ID");
     o.optopt("", "parallel", "rules at once", "N");
     o.optflag("", "list", "list the rules");
+    o.optopt("", "time-scale", "multiply deadlines", "X");
     o.optflag("v", "verbose", "show all evidence");
     o.optopt("", "json", "write JSON", "FILE");
     o.optopt("", "junit", "write JUnit XML", "FILE");
@@ -157,6 +161,18 @@ pub fn parse(args: &[String]) -> Result<Config, UsageError> {
         points: match m.opt_str("points") {
             Some(spec) => parse_points(&spec)?,
             None => HashMap::new(),
+        },
+        time_scale: match m.opt_str("time-scale") {
+            None => 1.0,
+            Some(text) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|x| (1.0..=20.0).contains(x))
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "--time-scale wants a number from 1 to 20, not '{text}'"
+                    ))
+                })?,
         },
     };
     let addr = m.opt_str("addr");

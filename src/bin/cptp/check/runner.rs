@@ -9,6 +9,7 @@ use super::outcome::Outcome;
 use super::rules::{Ctx, Needs, Rule, Subject};
 use super::target::lock;
 use crate::check::cleanup;
+use crate::check::timing::scaled;
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
@@ -164,7 +165,8 @@ fn run_one(rule: &'static Rule, subject: &Subject, strict: bool, points: f64) ->
             Vec::new(),
         );
     }
-    let outcome = match rx.recv_timeout(rule.timeout) {
+    let limit = scaled(rule.timeout);
+    let outcome = match rx.recv_timeout(limit) {
         Ok(outcome) => outcome,
         Err(RecvTimeoutError::Timeout) => {
             for pgid in lock(&groups).drain(..) {
@@ -175,11 +177,8 @@ fn run_one(rule: &'static Rule, subject: &Subject, strict: bool, points: f64) ->
             let _ = rx.recv_timeout(Duration::from_secs(1));
             Outcome::fail(
                 "the rule finishes",
-                format!("still running after {} s", rule.timeout.as_secs()),
-                format!(
-                    "the rule's time limit of {} s passed",
-                    rule.timeout.as_secs()
-                ),
+                format!("still running after {} s", limit.as_secs()),
+                format!("the rule's time limit of {} s passed", limit.as_secs()),
             )
         }
         Err(RecvTimeoutError::Disconnected) => Outcome::fail(

@@ -8,6 +8,7 @@
 //! folder.
 
 use super::cleanup;
+use super::timing::scaled;
 use peer::output::parse_address_line;
 use std::fmt;
 use std::io::{self, Read};
@@ -229,7 +230,7 @@ impl Target {
         if let Some((_, addr)) = &self.address {
             return Ok(*addr);
         }
-        let deadline = self.started + ADDRESS_WITHIN;
+        let deadline = self.started + scaled(ADDRESS_WITHIN);
         for _ in 0..LINES_BEFORE_ADDRESS {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.next_line(left) {
@@ -246,7 +247,7 @@ impl Target {
             }
         }
         Err(StartError::NoAddress {
-            within: ADDRESS_WITHIN,
+            within: scaled(ADDRESS_WITHIN),
             exited: self.exit_status(),
         })
     }

@@ -10,6 +10,12 @@ use std::fmt::Write;
 pub fn render(report: &Report, verbose: bool, colour: bool) -> String {
     let mut out = String::new();
     let strict = if report.strict { " (--strict)" } else { "" };
+    let scale = crate::check::timing::scale();
+    let strict = if scale == 1.0 {
+        strict.to_string()
+    } else {
+        format!("{strict} (deadlines x{scale})")
+    };
     let _ = writeln!(out, "cptp check of {}{strict}", report.target);
     let mut section = "";
     for result in &report.results {

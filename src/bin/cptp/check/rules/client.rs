@@ -7,6 +7,7 @@ use crate::check::lines::{Expected, expect_sequence, judge, wait_for};
 use crate::check::net;
 use crate::check::outcome::Outcome;
 use crate::check::target::{Spec, Target};
+use crate::check::timing::scaled;
 use peer::wire::{Kind, Message};
 use std::net::{SocketAddrV4, TcpListener};
 use std::thread;
@@ -66,7 +67,7 @@ pub fn welcome_lines(ctx: &Ctx) -> Verdict {
             Expected::Line(&peered),
         ],
         ctx.strict,
-        LINES_WITHIN,
+        scaled(LINES_WITHIN),
     );
     note_fakes(ctx, &[&a]);
     Ok(outcome)
@@ -79,13 +80,17 @@ pub fn timestamp(ctx: &Ctx) -> Verdict {
     a.set_list(vec![]);
     let mut target = joiner(ctx, &a)?;
     let prefix = format!("Connected to peer fakeA:{} at timestamp: ", a.addr.port());
-    let found = wait_for(&mut target, Expected::Numbered(&prefix), LINES_WITHIN);
+    let found = wait_for(
+        &mut target,
+        Expected::Numbered(&prefix),
+        scaled(LINES_WITHIN),
+    );
     let Some(number) = found.number else {
         return Err(judge(
             &found,
             Expected::Numbered(&prefix),
             ctx.strict,
-            LINES_WITHIN,
+            scaled(LINES_WITHIN),
         ));
     };
     let ticks = target.age().as_millis() as u64 / 10;
@@ -142,7 +147,7 @@ pub fn join_from_listening_port(ctx: &Ctx) -> Verdict {
 /// 6.1-accepts-after-join.
 pub fn accepts_after_join(ctx: &Ctx) -> Verdict {
     let (a, mut target, _) = joined_once(ctx)?;
-    thread::sleep(Duration::from_millis(200));
+    thread::sleep(scaled(Duration::from_millis(200)));
     let listening = address(&mut target)?;
     let joined = ctx.join(listening, "a Welcome")?;
     note_fakes(ctx, &[&a]);
@@ -179,7 +184,7 @@ pub fn redirect_lines(ctx: &Ctx) -> Verdict {
             Expected::Line(""),
         ],
         ctx.strict,
-        LINES_WITHIN,
+        scaled(LINES_WITHIN),
     );
     note_fakes(ctx, &[&a, &b]);
     Ok(outcome)
@@ -192,12 +197,16 @@ fn connected_to(ctx: &Ctx, target: &mut Target, fake: &Fake) -> Outcome {
         fake.id,
         fake.addr.port()
     );
-    let found = wait_for(target, Expected::Numbered(&prefix), Duration::from_secs(8));
+    let found = wait_for(
+        target,
+        Expected::Numbered(&prefix),
+        scaled(Duration::from_secs(8)),
+    );
     judge(
         &found,
         Expected::Numbered(&prefix),
         ctx.strict,
-        Duration::from_secs(8),
+        scaled(Duration::from_secs(8)),
     )
 }
 
@@ -278,7 +287,11 @@ pub fn redirect_loop_ends(ctx: &Ctx) -> Verdict {
     a.set_list(vec![b.addr]);
     b.set_list(vec![a.addr]);
     let mut target = joiner(ctx, &a)?;
-    wait_give_up(&mut target, Duration::from_secs(6), Duration::from_secs(1));
+    wait_give_up(
+        &mut target,
+        scaled(Duration::from_secs(6)),
+        scaled(Duration::from_secs(1)),
+    );
     note_fakes(ctx, &[&a, &b]);
     let expected = format!("one join to {} and one to {}, then no more", a.addr, b.addr);
     let actual = format!("{}; {}", a.report(), b.report());
@@ -347,8 +360,8 @@ pub fn gives_up(ctx: &Ctx) -> Verdict {
     let a = fake("fakeA", Answer::Redirect)?;
     a.set_list(vec![b.addr, c.addr]);
     let mut target = joiner(ctx, &a)?;
-    let within = Duration::from_secs(8);
-    let found = wait_give_up(&mut target, within, Duration::from_millis(1500));
+    let within = scaled(Duration::from_secs(8));
+    let found = wait_give_up(&mut target, within, scaled(Duration::from_millis(1500)));
     note_fakes(ctx, &[&a, &b, &c]);
     let counts = [a.count(), b.count(), c.count()];
     let total: usize = counts.iter().sum();
@@ -391,7 +404,7 @@ fn survives_reply(ctx: &Ctx, answer: Answer, what: &str) -> Verdict {
             "the target never joined the fake peer",
         ));
     }
-    thread::sleep(Duration::from_millis(500));
+    thread::sleep(scaled(Duration::from_millis(500)));
     note_fakes(ctx, &[&a]);
     if let Some(status) = target.exit_status() {
         return Err(Outcome::fail(

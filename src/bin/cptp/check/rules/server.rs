@@ -5,6 +5,7 @@ use super::{Ctx, Verdict};
 use crate::check::lines::{Expected, judge, wait_for};
 use crate::check::net::{self, Joined, harmless_padding, read_trailing};
 use crate::check::outcome::Outcome;
+use crate::check::timing::scaled;
 use peer::wire::{Kind, Message, hex};
 use std::io::Write;
 use std::net::{SocketAddrV4, TcpStream};
@@ -60,14 +61,14 @@ pub fn exact_length(ctx: &Ctx) -> Verdict {
     let first = ctx.join(server.addr, "a reply")?;
     let mut checked = vec![(
         first.describe(),
-        read_trailing(&first.stream, Duration::from_millis(300)),
+        read_trailing(&first.stream, scaled(Duration::from_millis(300))),
     )];
     let _keep = first;
     if server.fresh() {
         let second = ctx.join(server.addr, "a Redirect")?;
         checked.push((
             second.describe(),
-            read_trailing(&second.stream, Duration::from_secs(1)),
+            read_trailing(&second.stream, scaled(Duration::from_secs(1))),
         ));
     }
     let expected = "each reply exactly 4 + L + 6N bytes, then nothing";
@@ -144,7 +145,7 @@ pub fn link_stays_open(ctx: &Ctx) -> Verdict {
         }
         must_welcome(&joined, "the first join")?;
     }
-    let trailing = read_trailing(&joined.stream, Duration::from_secs(1));
+    let trailing = read_trailing(&joined.stream, scaled(Duration::from_secs(1)));
     let expected = "the connection still open 1 s after the Welcome";
     if let Some(after) = trailing.closed_after {
         return Err(Outcome::fail(
@@ -175,12 +176,12 @@ pub fn connected_line(ctx: &Ctx) -> Verdict {
     let Some(target) = server.target.as_mut() else {
         return Err(Outcome::skip("needs the target's stdout"));
     };
-    let found = wait_for(target, Expected::Line(&line), LINE_WITHIN);
+    let found = wait_for(target, Expected::Line(&line), scaled(LINE_WITHIN));
     Ok(judge(
         &found,
         Expected::Line(&line),
         ctx.strict,
-        LINE_WITHIN,
+        scaled(LINE_WITHIN),
     ))
 }
 
@@ -257,12 +258,12 @@ pub fn full_line(ctx: &Ctx) -> Verdict {
     let Some(target) = server.target.as_mut() else {
         return Err(Outcome::skip("needs the target's stdout"));
     };
-    let found = wait_for(target, Expected::Line(&line), LINE_WITHIN);
+    let found = wait_for(target, Expected::Line(&line), scaled(LINE_WITHIN));
     Ok(judge(
         &found,
         Expected::Line(&line),
         ctx.strict,
-        LINE_WITHIN,
+        scaled(LINE_WITHIN),
     ))
 }
 
@@ -270,7 +271,7 @@ pub fn full_line(ctx: &Ctx) -> Verdict {
 pub fn redirect_closed(ctx: &Ctx) -> Verdict {
     let server = ctx.server("peer1", 1)?;
     let (_links, extra) = fill_and_overflow(ctx, &server, 1)?;
-    let trailing = read_trailing(&extra.stream, Duration::from_secs(2));
+    let trailing = read_trailing(&extra.stream, scaled(Duration::from_secs(2)));
     let expected = "the connection closed by the target after the Redirect";
     match trailing.closed_after {
         Some(after) => Ok(Outcome::pass(
@@ -392,7 +393,7 @@ pub fn slot_freed(ctx: &Ctx) -> Verdict {
     must_welcome(&first, "the first join")?;
     drop(first);
     let expected = "a Welcome within 1 s of the only linked peer closing";
-    match poll_join(ctx, server.addr, DEPARTURE_WITHIN, |j| {
+    match poll_join(ctx, server.addr, scaled(DEPARTURE_WITHIN), |j| {
         j.message.kind() == Kind::Welcome
     }) {
         Ok((joined, took)) => Ok(Outcome::pass(
@@ -416,7 +417,7 @@ pub fn departed_not_listed(ctx: &Ctx) -> Verdict {
     let (gone, stays) = (a.local, b.local);
     drop(a);
     let expected = format!("within 1 s, a Welcome listing {stays} and not {gone}");
-    match poll_join(ctx, server.addr, DEPARTURE_WITHIN, |j| {
+    match poll_join(ctx, server.addr, scaled(DEPARTURE_WITHIN), |j| {
         j.message.kind() == Kind::Welcome
             && j.message.peers().contains(&stays)
             && !j.message.peers().contains(&gone)
@@ -443,12 +444,12 @@ pub fn left_line(ctx: &Ctx) -> Verdict {
     let Some(target) = server.target.as_mut() else {
         return Err(Outcome::skip("needs the target's stdout"));
     };
-    let found = wait_for(target, Expected::Line(&line), LINE_WITHIN);
+    let found = wait_for(target, Expected::Line(&line), scaled(LINE_WITHIN));
     Ok(judge(
         &found,
         Expected::Line(&line),
         ctx.strict,
-        LINE_WITHIN,
+        scaled(LINE_WITHIN),
     ))
 }
 
@@ -487,7 +488,7 @@ pub fn survives_reset(ctx: &Ctx) -> Verdict {
         }
     }
     ctx.note("opened 5 connections and reset each at once (SO_LINGER 0)");
-    thread::sleep(Duration::from_millis(300));
+    thread::sleep(scaled(Duration::from_millis(300)));
     still_serving(ctx, &mut server, "5 connections reset at once")
 }
 
@@ -499,12 +500,12 @@ pub fn survives_junk(ctx: &Ctx) -> Verdict {
     for bytes in junk {
         if let Ok(mut stream) = TcpStream::connect_timeout(&server.addr.into(), net::CONNECT_WITHIN)
         {
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = stream.set_write_timeout(Some(scaled(Duration::from_secs(1))));
             let _ = stream.write_all(bytes);
             held.push(stream);
         }
     }
     ctx.note("sent an HTTP request and 49,405 junk bytes on two connections");
-    thread::sleep(Duration::from_millis(300));
+    thread::sleep(scaled(Duration::from_millis(300)));
     still_serving(ctx, &mut server, "junk on a connection")
 }

@@ -4,6 +4,7 @@ use super::{Ctx, Verdict};
 use crate::check::lines::{Match, compare};
 use crate::check::outcome::Outcome;
 use crate::check::target::{ADDRESS_WITHIN, Next, Spec, loose_address};
+use crate::check::timing::scaled;
 use peer::output::parse_address_line;
 use peer::wire::Kind;
 
@@ -11,7 +12,7 @@ use peer::wire::Kind;
 pub fn address_line(ctx: &Ctx) -> Verdict {
     let mut target = ctx.start(Spec::new("peer1", 2))?;
     let expected = "This peer address is 127.0.0.1:PORT located at peer1";
-    let first = match target.next_line(ADDRESS_WITHIN) {
+    let first = match target.next_line(scaled(ADDRESS_WITHIN)) {
         Next::Line(line) => line,
         Next::Quiet => {
             return Err(Outcome::fail(
