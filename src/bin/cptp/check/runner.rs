@@ -6,7 +6,7 @@
 //! finish on its own.
 
 use super::outcome::Outcome;
-use super::rules::{Ctx, Needs, Rule, Subject};
+use super::rules::{CHECK_LIMIT, Ctx, Needs, Rule, Subject};
 use super::target::lock;
 use crate::check::cleanup;
 use crate::check::timing::scaled;
@@ -115,7 +115,11 @@ pub fn run(
                     let next = lock(&queue).pop_front();
                     let Some((index, rule)) = next else { break };
                     let weight = points.get(rule.id).copied().unwrap_or(1.0);
-                    let result = run_one(rule, subject, strict, weight);
+                    let result = if started.elapsed() > scaled(CHECK_LIMIT) {
+                        not_run(rule, weight)
+                    } else {
+                        run_one(rule, subject, strict, weight)
+                    };
                     lock(&results).push((index, result));
                 }
             });
@@ -128,6 +132,24 @@ pub fn run(
         strict,
         results: results.into_iter().map(|(_, r)| r).collect(),
         elapsed: started.elapsed(),
+    }
+}
+
+/// The result of a rule that was not started because the whole check ran out of time.
+fn not_run(rule: &'static Rule, points: f64) -> RuleResult {
+    let limit = scaled(CHECK_LIMIT).as_secs();
+    RuleResult {
+        rule,
+        outcome: Outcome::fail(
+            "the rule runs",
+            "not run",
+            format!(
+                "the whole check's time limit of {limit} s passed before this rule could start (the other rules took too long)"
+            ),
+        ),
+        evidence: Vec::new(),
+        elapsed: Duration::ZERO,
+        points,
     }
 }
 
