@@ -409,7 +409,10 @@ fn survives_reply(ctx: &Ctx, answer: Answer, what: &str) -> Verdict {
     if let Some(status) = target.exit_status() {
         return Err(Outcome::fail(
             expected,
-            format!("exited ({status}); stderr {:?}", target.stderr()),
+            format!(
+                "exited ({status}); stderr: {}",
+                first_lines(&target.stderr())
+            ),
             format!("{what} stopped the target"),
         ));
     }
@@ -459,4 +462,16 @@ pub fn reply_truncated(ctx: &Ctx) -> Verdict {
 
 pub fn reply_silent(ctx: &Ctx) -> Verdict {
     survives_reply(ctx, Answer::Silent, "a peer that never replies")
+}
+
+/// The first few non-blank lines of `lines`, for a reason that fits on a screen (the whole
+/// stderr is in the evidence).
+fn first_lines(lines: &[String]) -> String {
+    let shown: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .take(6)
+        .collect();
+    shown.join(" | ")
 }
