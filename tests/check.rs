@@ -261,6 +261,21 @@ const FAULTS: &[Fault] = &[
     ("crash-on-reset", &[], &[("4.5-survives-reset", "fail")]),
     ("colon", &[], &[("5.1-connected-line", "warn")]),
     ("colon", &["--strict"], &[("5.1-connected-line", "fail")]),
+    (
+        "folder-name",
+        &[],
+        &[("2.2-id-from-folder", "warn"), ("7.1-address-line", "warn")],
+    ),
+    ("debug", &[], &[]),
+    (
+        "debug",
+        &["--strict"],
+        &[
+            ("5.1-connected-line", "fail"),
+            ("5.2-full-line", "fail"),
+            ("5.4-left-line", "fail"),
+        ],
+    ),
 ];
 
 #[test]
@@ -269,8 +284,8 @@ fn each_fault_of_the_node_peer_fails_exactly_its_rule() {
         return;
     }
     let mut problems = Vec::new();
-    // Three checks at a time: each runs six targets at once.
-    for batch in FAULTS.chunks(3) {
+    // Four checks at a time, each running six targets at once.
+    for batch in FAULTS.chunks(4) {
         let runs: Vec<_> = thread::scope(|s| {
             let handles: Vec<_> = batch
                 .iter()
@@ -613,7 +628,13 @@ fn submissions_grades_a_class_with_a_row_and_reports_each() {
         return;
     }
     let class = tempfile::tempdir().unwrap();
-    submission(class.path(), "alice", &[("MODE", "full")]);
+    // Alice's peer reads its folder name from the script's location, not the working
+    // directory: --copy makes both the course-style folder.
+    submission(
+        class.path(),
+        "alice",
+        &[("MODE", "full"), ("FOLDER_FROM", "script")],
+    );
     submission(
         class.path(),
         "bob",

@@ -7,7 +7,9 @@
 const net = require('net');
 const path = require('path');
 
-const folder = path.basename(process.cwd());
+// FOLDER_FROM=script reads the folder name from the script's location instead, as some
+// students' peers do (`cptp check --copy` makes both the course-style folder).
+const folder = path.basename(process.env.FOLDER_FROM === 'script' ? __dirname : process.cwd());
 const dash = folder.lastIndexOf('-');
 const peerID = folder.slice(0, dash);
 const tableSize = Number(folder.slice(dash + 1));
@@ -99,6 +101,8 @@ function runCourse() {
 //   crash-on-bad  throws on a reply with a bad version      (4.5-reply-bad-version)
 //   colon         prints 'Connected from peer: IP:PORT'     (5.1-connected-line, WARN)
 //   crash-on-reset no care for connections reset at once    (4.5-survives-reset)
+//   folder-name   prints the folder name where the ID belongs (7.1-address-line, 2.2-id-from-folder, WARN)
+//   debug         prints a debug line before each 'Connected from peer' (FAILs only under --strict)
 function runFull() {
   const faults = new Set((process.env.BREAK || '').split(',').filter((f) => f));
   const has = (f) => faults.has(f);
@@ -125,6 +129,7 @@ function runFull() {
       send(sock, 1, listed.slice());
       slots.push(who);
       listed.push(who);
+      if (has('debug')) console.log(`debug: accepted ${JSON.stringify(who)}`);
       console.log(has('colon') ? `Connected from peer: ${who.address}:${who.port}` : `Connected from peer ${who.address}:${who.port}`);
       if (has('close-welcome')) sock.end();
       sock.on('close', () => {
@@ -148,7 +153,7 @@ function runFull() {
 
   server.listen(0, '127.0.0.1', () => {
     const me = `127.0.0.1:${server.address().port}`;
-    console.log(`This peer address is ${me} located at ${peerID}`);
+    console.log(`This peer address is ${me} located at ${has('folder-name') ? folder : peerID}`);
     const p = process.argv.indexOf('-p');
     if (p < 0) return;
     const first = process.argv[p + 1];
