@@ -752,3 +752,45 @@ fn the_gradescope_autograder_script_writes_results() {
     assert_eq!(tests.len(), 5);
     assert_eq!(results["score"].as_f64(), Some(5.0), "{results}");
 }
+
+/// A target that answers every join with the largest message there is: a 49,405-byte
+/// Redirect listing 8191 peers.
+const HUGE_REPLY_PEER: &str = r#"
+const net = require('net');
+const id = require('path').basename(process.cwd()).replace(/-\d+$/, '');
+const body = Buffer.alloc(255 + 6 * 8191, 0x7f);
+const head = Buffer.alloc(4);
+head.writeUInt32BE(((7 << 29) | (2 << 21) | (8191 << 8) | 255) >>> 0, 0);
+const s = net.createServer((c) => { c.on('error', () => {}); c.write(Buffer.concat([head, body])); });
+s.listen(0, '127.0.0.1', () => console.log(`This peer address is 127.0.0.1:${s.address().port} located at ${id}`));
+"#;
+
+#[test]
+fn a_49_kb_reply_fails_without_flooding_the_report() {
+    if !node_or_skip("a_49_kb_reply_fails_without_flooding_the_report") {
+        return;
+    }
+    let run = check(
+        &["--rule", "5.1", "--rule", "4.2"],
+        &[],
+        &["node", "-e", HUGE_REPLY_PEER],
+    );
+    assert_eq!(run.code, 1);
+    let statuses = run.statuses();
+    assert_eq!(statuses["5.1-welcome-bytes"], "fail");
+    assert_eq!(
+        statuses["4.2-exact-length"], "pass",
+        "49,405 bytes is exactly 4 + L + 6N"
+    );
+    assert!(
+        run.stdout.contains("(49405 bytes: E0 5F FF FF"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("... and 8175 more"), "{}", run.stdout);
+    assert!(
+        run.stdout.len() < 20_000,
+        "{} bytes of report",
+        run.stdout.len()
+    );
+}

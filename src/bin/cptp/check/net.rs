@@ -43,6 +43,11 @@ pub struct Joined {
     pub local: SocketAddrV4,
 }
 
+/// Bytes shown in hex in a report line; a 49 KB reply would otherwise make a 150 KB line.
+const SHOWN_BYTES: usize = 64;
+/// Peers shown of a list, for the same reason.
+const SHOWN_PEERS: usize = 16;
+
 impl Joined {
     /// The reply in the report's words: kind, sender, list, then the hex.
     pub fn describe(&self) -> String {
@@ -50,14 +55,32 @@ impl Joined {
             "{} ({} bytes: {})",
             summary(&self.message),
             self.raw.len(),
-            hex(&self.raw)
+            short_hex(&self.raw)
         )
     }
 }
 
-/// `Welcome from 'peer1' listing [127.0.0.1:4000]`.
+/// The first [`SHOWN_BYTES`] bytes in hex, and how many more there are.
+pub fn short_hex(bytes: &[u8]) -> String {
+    match bytes.len().checked_sub(SHOWN_BYTES) {
+        Some(more) if more > 0 => {
+            format!("{} ... and {more} more", hex(&bytes[..SHOWN_BYTES]))
+        }
+        _ => hex(bytes),
+    }
+}
+
+/// `Welcome from 'peer1' listing [127.0.0.1:4000]`, at most [`SHOWN_PEERS`] of the list.
 pub fn summary(message: &Message) -> String {
-    let peers: Vec<String> = message.peers().iter().map(ToString::to_string).collect();
+    let all = message.peers();
+    let mut peers: Vec<String> = all
+        .iter()
+        .take(SHOWN_PEERS)
+        .map(ToString::to_string)
+        .collect();
+    if all.len() > SHOWN_PEERS {
+        peers.push(format!("... and {} more", all.len() - SHOWN_PEERS));
+    }
     format!(
         "{} from '{}' listing [{}]",
         message.kind(),

@@ -35,27 +35,35 @@ Targets:
         --submissions DIR  grade every subfolder of DIR as one student's submission
                            (as with --copy), one summary row each
                            e.g. cptp check --submissions class/ --out reports/ -- node peer.js
-    -j, --jobs N           submissions checked at once (default 2)
+    -j, --jobs N           submissions checked at once (default 2), e.g. -j 4
         --out DIR          with --submissions: write DIR/NAME/{report.txt,report.json,
-                           junit.xml,results.json} and DIR/summary.csv
+                           junit.xml,results.json} and DIR/summary.csv,
+                           e.g. --out reports/
 
 Rules:
         --strict           WARNs become FAILs: zero padding or a newline after a
                            message, lines that differ from the contract in spacing,
-                           punctuation or case, and debug lines among the contract's
+                           punctuation or case, and debug lines among the contract's,
+                           e.g. cptp check --strict -- ./peer
         --rule ID          run only this rule, or every rule whose ID starts with ID
                            (repeatable), e.g. --rule 5.2 --rule 6.1-accepts-after-join
-        --parallel N       rules run at once for one target (default 6)
+        --parallel N       rules run at once for one target (default 6), e.g.
+                           --parallel 2 on a busy machine
         --time-scale X     multiply every deadline by X (1 to 20, default 1), for a
-                           loaded grading machine; the report says when X is not 1
-        --list             print every rule with its ID and section, run nothing
+                           loaded grading machine; the report says when X is not 1,
+                           e.g. --time-scale 2
+        --list             print every rule with its ID and section, run nothing,
+                           e.g. cptp check --list
 
 Reports (the text report always goes to stdout; colour only on a terminal):
     -v, --verbose          show the evidence of every rule: bytes sent and received in
-                           hex, fake peers' connections, the target's stdout and stderr
-        --json FILE        write the JSON report (schema in docs/CHECK.md)
-        --junit FILE       write JUnit XML: one testcase per rule
-        --gradescope FILE  write Gradescope's results.json
+                           hex, fake peers' connections, the target's stdout and
+                           stderr, e.g. cptp check -v --rule 5.1 -- ./peer
+        --json FILE        write the JSON report (schema in docs/CHECK.md),
+                           e.g. --json report.json
+        --junit FILE       write JUnit XML: one testcase per rule, e.g. --junit junit.xml
+        --gradescope FILE  write Gradescope's results.json,
+                           e.g. --gradescope /autograder/results/results.json
         --points SPEC      weight rules for the score: a file of 'ID POINTS' lines, or
                            ID=POINTS,ID=POINTS; an ID prefix weights every rule it
                            starts (e.g. 5.3=4,6=2); unlisted rules weigh 1

@@ -3,7 +3,7 @@
 
 use super::{Ctx, Verdict};
 use crate::check::lines::{Expected, judge, wait_for};
-use crate::check::net::{self, Joined, harmless_padding, read_trailing};
+use crate::check::net::{self, Joined, harmless_padding, read_trailing, short_hex};
 use crate::check::outcome::Outcome;
 use crate::check::timing::scaled;
 use peer::wire::{Kind, Message, hex};
@@ -20,8 +20,14 @@ const DEPARTURE_WITHIN: Duration = Duration::from_secs(1);
 
 /// Lists addresses the way the report shows them.
 fn list(peers: &[SocketAddrV4]) -> String {
-    let items: Vec<String> = peers.iter().map(ToString::to_string).collect();
-    format!("[{}]", items.join(", "))
+    let items: Vec<String> = peers.iter().take(16).map(ToString::to_string).collect();
+    let more = peers.len().saturating_sub(16);
+    let tail = if more > 0 {
+        format!(", ... and {more} more")
+    } else {
+        String::new()
+    };
+    format!("[{}{tail}]", items.join(", "))
 }
 
 /// The reply must be a Welcome.
@@ -82,7 +88,7 @@ pub fn exact_length(ctx: &Ctx) -> Verdict {
         let after = format!(
             "{reply}, then {} more byte(s): {}",
             trailing.bytes.len(),
-            hex(&trailing.bytes)
+            short_hex(&trailing.bytes)
         );
         actual.push(after.clone());
         let verdict = match harmless_padding(&trailing.bytes) {
