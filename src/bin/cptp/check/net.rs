@@ -156,3 +156,24 @@ pub fn harmless_padding(bytes: &[u8]) -> Option<&'static str> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_is_named_and_junk_is_not() {
+        assert_eq!(harmless_padding(&[0, 0, 0]), Some("zero padding"));
+        assert_eq!(harmless_padding(b"\n"), Some("a trailing newline"));
+        assert_eq!(harmless_padding(b"\r\n"), Some("a trailing newline"));
+        assert_eq!(harmless_padding(b"xyz"), None);
+        assert_eq!(harmless_padding(b"\n\n"), None);
+    }
+
+    #[test]
+    fn long_hex_is_cut_with_a_count() {
+        assert_eq!(short_hex(&[0xE0, 0x20]), "E0 20");
+        let long = short_hex(&[0xAB; 100]);
+        assert!(long.ends_with("AB ... and 36 more"), "{long}");
+    }
+}

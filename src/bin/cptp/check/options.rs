@@ -313,3 +313,59 @@ pub fn list() -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn points_take_the_longest_prefix() {
+        let points = parse_points("5=2,5.2=3,5.2-full-line=0.5").unwrap();
+        assert_eq!(points["5.1-welcome-bytes"], 2.0);
+        assert_eq!(points["5.2-table-size"], 3.0);
+        assert_eq!(points["5.2-full-line"], 0.5);
+        assert!(!points.contains_key("6.4-gives-up"));
+        assert!(parse_points("9.9=1").is_err());
+        assert!(parse_points("5.1-welcome-bytes=-1").is_err());
+    }
+
+    #[test]
+    fn the_command_after_the_options_is_kept_whole() {
+        let config = parse(&args(&["--strict", "--", "node", "peer.js", "-x"])).unwrap();
+        match config.mode {
+            Mode::Launch {
+                command,
+                copy: None,
+            } => assert_eq!(command, ["node", "peer.js", "-x"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(config.strict);
+        // Without `--`, the command starts at the first word that is not an option.
+        let config = parse(&args(&["node", "peer.js", "--strict"])).unwrap();
+        assert!(!config.strict);
+    }
+
+    #[test]
+    fn targets_exclude_each_other() {
+        for bad in [
+            &["--addr", "127.0.0.1:1", "--", "x"][..],
+            &["--submissions", "d"],
+            &["--submissions", "d", "--addr", "127.0.0.1:1", "--", "x"],
+            &["--out", "o", "--", "x"],
+            &["-j", "0", "--submissions", "d", "--", "x"],
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rules_are_chosen_by_prefix() {
+        let config = parse(&args(&["--rule", "5.2", "--", "x"])).unwrap();
+        assert_eq!(config.rules.len(), 4);
+        assert!(config.rules.iter().all(|r| r.section == "5.2"));
+    }
+}

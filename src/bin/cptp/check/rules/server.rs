@@ -333,8 +333,8 @@ pub fn concurrent_joins(ctx: &Ctx) -> Verdict {
         welcomed.len(),
         errors.len()
     );
-    if !errors.is_empty() {
-        actual.push_str(&format!(" ({})", errors[0]));
+    if let Some(first) = errors.first() {
+        actual.push_str(&format!(" ({first})"));
     }
     if welcomed.len() > 3 {
         return Err(Outcome::fail(
