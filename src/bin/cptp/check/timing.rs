@@ -17,6 +17,16 @@ pub fn scale() -> f64 {
     f64::from(PER_MILLE.load(Ordering::Relaxed)) / 1000.0
 }
 
+/// `d` times the factor, in seconds for a report: `2 s`, `1.5 s`.
+pub fn secs(d: Duration) -> String {
+    let s = scaled(d).as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
 /// `d` times the factor.
 pub fn scaled(d: Duration) -> Duration {
     d.mul_f64(scale())

@@ -7,7 +7,7 @@ use crate::check::lines::{Expected, expect_sequence, judge, wait_for};
 use crate::check::net;
 use crate::check::outcome::Outcome;
 use crate::check::target::{Spec, Target};
-use crate::check::timing::scaled;
+use crate::check::timing::{scaled, secs};
 use peer::wire::{Kind, Message};
 use std::net::{SocketAddrV4, TcpListener};
 use std::thread;
@@ -115,7 +115,7 @@ fn joined_once(ctx: &Ctx) -> Result<(Fake, Target, SocketAddrV4), Outcome> {
     let mut target = joiner(ctx, &a)?;
     let Some(visit) = a.wait_visit(VISIT_WITHIN) else {
         return Err(Outcome::fail(
-            format!("a connection to {} within 5 s", a.addr),
+            format!("a connection to {} within {}", a.addr, secs(VISIT_WITHIN)),
             format!("none; stdout: {:?}", target.seen()),
             "the target never joined the peer given with -p",
         ));

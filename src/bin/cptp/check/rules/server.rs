@@ -5,7 +5,7 @@ use super::{Ctx, Verdict};
 use crate::check::lines::{Expected, judge, wait_for};
 use crate::check::net::{self, Joined, harmless_padding, read_trailing, short_hex};
 use crate::check::outcome::Outcome;
-use crate::check::timing::scaled;
+use crate::check::timing::{scaled, secs};
 use peer::wire::{Kind, Message, hex};
 use std::io::Write;
 use std::net::{SocketAddrV4, TcpStream};
@@ -152,7 +152,10 @@ pub fn link_stays_open(ctx: &Ctx) -> Verdict {
         must_welcome(&joined, "the first join")?;
     }
     let trailing = read_trailing(&joined.stream, scaled(Duration::from_secs(1)));
-    let expected = "the connection still open 1 s after the Welcome";
+    let expected = format!(
+        "the connection still open {} after the Welcome",
+        secs(Duration::from_secs(1))
+    );
     if let Some(after) = trailing.closed_after {
         return Err(Outcome::fail(
             expected,
@@ -170,7 +173,7 @@ pub fn link_stays_open(ctx: &Ctx) -> Verdict {
             ));
         }
     }
-    Ok(Outcome::pass(expected, "open after 1 s"))
+    Ok(Outcome::pass(expected, "still open"))
 }
 
 /// 5.1-connected-line.
@@ -286,7 +289,10 @@ pub fn redirect_closed(ctx: &Ctx) -> Verdict {
         )),
         None => Err(Outcome::fail(
             expected,
-            "still open 2 s after the Redirect",
+            format!(
+                "still open {} after the Redirect",
+                secs(Duration::from_secs(2))
+            ),
             "the Redirect's connection was never closed",
         )),
     }
@@ -398,7 +404,10 @@ pub fn slot_freed(ctx: &Ctx) -> Verdict {
     let first = ctx.join(server.addr, "a Welcome")?;
     must_welcome(&first, "the first join")?;
     drop(first);
-    let expected = "a Welcome within 1 s of the only linked peer closing";
+    let expected = format!(
+        "a Welcome within {} of the only linked peer closing",
+        secs(DEPARTURE_WITHIN)
+    );
     match poll_join(ctx, server.addr, scaled(DEPARTURE_WITHIN), |j| {
         j.message.kind() == Kind::Welcome
     }) {
@@ -408,7 +417,7 @@ pub fn slot_freed(ctx: &Ctx) -> Verdict {
         )),
         Err(last) => Err(Outcome::fail(
             expected,
-            format!("still, after 1 s: {last}"),
+            format!("still, after {}: {last}", secs(DEPARTURE_WITHIN)),
             "the slot was not freed",
         )),
     }
@@ -422,7 +431,10 @@ pub fn departed_not_listed(ctx: &Ctx) -> Verdict {
     must_welcome(&b, "the second join")?;
     let (gone, stays) = (a.local, b.local);
     drop(a);
-    let expected = format!("within 1 s, a Welcome listing {stays} and not {gone}");
+    let expected = format!(
+        "within {}, a Welcome listing {stays} and not {gone}",
+        secs(DEPARTURE_WITHIN)
+    );
     match poll_join(ctx, server.addr, scaled(DEPARTURE_WITHIN), |j| {
         j.message.kind() == Kind::Welcome
             && j.message.peers().contains(&stays)
@@ -434,7 +446,7 @@ pub fn departed_not_listed(ctx: &Ctx) -> Verdict {
         )),
         Err(last) => Err(Outcome::fail(
             expected,
-            format!("after 1 s: {last}"),
+            format!("after {}: {last}", secs(DEPARTURE_WITHIN)),
             "the departed peer is still listed",
         )),
     }

@@ -4,7 +4,7 @@ use super::{Ctx, Verdict};
 use crate::check::lines::{Match, compare};
 use crate::check::outcome::Outcome;
 use crate::check::target::{ADDRESS_WITHIN, Next, Spec, loose_address};
-use crate::check::timing::scaled;
+use crate::check::timing::{scaled, secs};
 use peer::output::parse_address_line;
 use peer::wire::Kind;
 
@@ -18,7 +18,7 @@ pub fn address_line(ctx: &Ctx) -> Verdict {
             return Err(Outcome::fail(
                 expected,
                 "nothing on stdout",
-                "no line within 3 s",
+                format!("no line within {}", secs(ADDRESS_WITHIN)),
             ));
         }
         Next::Closed => {
