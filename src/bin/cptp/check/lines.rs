@@ -186,6 +186,13 @@ pub fn judge(found: &Found, expected: Expected<'_>, strict: bool, within: Durati
         _ => {
             let why = if found.closed {
                 "stdout closed (the target exited?) before the line came".to_string()
+            } else if found.looked_at.is_empty() {
+                // The commonest cause in students' peers: stdout is a pipe here, so a
+                // Python or C peer that never flushes keeps its lines in a buffer.
+                format!(
+                    "no line at all within {:.1} s (if the peer prints it, it may sit in a stdout buffer: PROTOCOL 7.2 wants each line written at once, so flush after each)",
+                    within.as_secs_f64()
+                )
             } else {
                 format!("no such line within {:.1} s", within.as_secs_f64())
             };
