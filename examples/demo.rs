@@ -10,9 +10,9 @@
 //!
 //! Usage: `demo PATH-TO-PEER-BINARY [SECONDS]`
 
-use peer_tools::{PeerProcess, Scratch};
+use peer_tools::{PeerProcess, Scratch, run_bounded};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::thread;
 use std::time::Duration;
 
@@ -112,14 +112,14 @@ fn map_the_chain(peer_binary: &Path, first: &str) -> Result<(String, PathBuf), S
     let out = bin.parent().unwrap_or(bin).join("demo");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let svg = out.join("map.svg");
-    let output = Command::new(&cptp)
+    let mut command = Command::new(&cptp);
+    command
         .args(["map", first, "--timeout", "10", "--svg"])
         .arg(&svg)
         .arg("--dot")
-        .arg(out.join("map.dot"))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", cptp.display()))?;
+        .arg(out.join("map.dot"));
+    // The crawl gives up after its own 10 s; the limit is for a map that hangs anyway.
+    let output = run_bounded(&mut command, Duration::from_secs(30))?;
     if !output.status.success() {
         return Err(format!(
             "{} failed: {}",

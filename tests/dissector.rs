@@ -7,8 +7,8 @@
 //! `CI`, where they fail (see [`peer_tools::skip_or_fail`]). Set `CPTP_KEEP_PCAPS=DIR` to keep the
 //! captures for a look in Wireshark.
 
-use peer_tools::{PATIENCE, Scratch, skip_or_fail};
-use std::collections::HashMap;
+use peer_tools::{PATIENCE, Scratch, run_bounded, skip_or_fail};
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -19,13 +19,12 @@ use std::time::{Duration, Instant};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/wireshark/cptp.lua");
 
+/// The longest one tshark run over a capture file may take (a few hundred frames).
+const DECODE_LIMIT: Duration = Duration::from_secs(60);
+
 /// True when `tshark` runs and loads Lua; otherwise applies [`peer_tools::skip_or_fail`].
 fn have_tshark() -> bool {
-    let out = Command::new("tshark")
-        .args(["-v"])
-        .stdin(Stdio::null())
-        .output();
-    match out {
+    match run_bounded(Command::new("tshark").arg("-v"), PATIENCE) {
         Ok(out) if out.status.success() => {
             if String::from_utf8_lossy(&out.stdout).contains("with Lua") {
                 true
@@ -255,14 +254,13 @@ impl Tshark {
 
     /// Runs tshark with the dissector over `file` with `args`; returns stdout.
     fn run(&self, file: &Path, args: &[&str]) -> String {
-        let out = self
-            .command()
+        let mut command = self.command();
+        command
             .args(["-n", "-r"])
             .arg(file)
             .args(["-X", &format!("lua_script:{SCRIPT}")])
-            .args(args)
-            .output()
-            .expect("run tshark");
+            .args(args);
+        let out = run_bounded(&mut command, DECODE_LIMIT).expect("run tshark");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "tshark failed: {stderr}");
         // A Lua error in the script is reported on stderr or in the tree, never silently.
@@ -427,20 +425,16 @@ fn installed_as_a_personal_plugin_it_loads_without_x() {
     let mut flow = pcap.connect(51000, 39003);
     pcap.send(&mut flow, &unhex(REDIRECT_TWO));
     let file = tshark.save("plugin", &pcap);
-    let out = tshark
-        .command()
-        .args(["-n", "-r"])
-        .arg(&file)
-        .args([
-            "-Y",
-            "cptp.peer.port == 40001",
-            "-T",
-            "fields",
-            "-e",
-            "cptp.sender_id",
-        ])
-        .output()
-        .expect("run tshark");
+    let mut command = tshark.command();
+    command.args(["-n", "-r"]).arg(&file).args([
+        "-Y",
+        "cptp.peer.port == 40001",
+        "-T",
+        "fields",
+        "-e",
+        "cptp.sender_id",
+    ]);
+    let out = run_bounded(&mut command, DECODE_LIMIT).expect("run tshark");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "p1\n");
 }
 
@@ -934,15 +928,15 @@ impl LiveCapture {
         let errors = common_lines(child.stderr.take().unwrap());
         let mut capture = LiveCapture { child, lines };
         // "Capturing on 'lo'" comes before packets are really captured: wait for a canary.
+        // A new canary every 200 ms, and any of them counts: tshark's output may lag.
         let deadline = Instant::now() + PATIENCE;
+        let mut canaries = BTreeSet::new();
         while Instant::now() < deadline {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = listener.local_addr().unwrap().port().to_string();
+            canaries.insert(listener.local_addr().unwrap().port().to_string());
             drop(TcpStream::connect(listener.local_addr().unwrap()));
-            if capture
-                .wait_for(Duration::from_millis(200), |l| l.contains(&port))
-                .is_some()
-            {
+            let seen = |l: &str| canaries.iter().any(|port| l.contains(port.as_str()));
+            if capture.wait_for(Duration::from_millis(200), seen).is_some() {
                 return Some(capture);
             }
         }
@@ -968,9 +962,8 @@ impl LiveCapture {
     /// Stops the capture so that the file is complete; bounded by [`PATIENCE`].
     fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-INT", &self.child.id().to_string()])
-                .status();
+            let interrupt = ["-INT", &self.child.id().to_string()];
+            let _ = run_bounded(Command::new("kill").args(interrupt), PATIENCE);
             let deadline = Instant::now() + PATIENCE;
             while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(20));

@@ -3,7 +3,9 @@
 
 use peer::sockets::ipv4;
 use peer::wire::{Kind, Message};
-use peer_tools::{FakePeer, PATIENCE, PeerProcess, Scratch, dead_address, hold_open, join};
+use peer_tools::{
+    FakePeer, PATIENCE, PeerProcess, Scratch, dead_address, hold_open, jammed_listener, join,
+};
 use std::io::Write;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -221,26 +223,9 @@ fn a_joiner_never_tries_itself() {
 #[test]
 #[cfg(target_os = "linux")]
 fn a_connect_that_hangs_gives_up_after_three_seconds() {
-    use socket2::{Domain, Socket, Type};
     // A listener that never accepts, with its tiny queue filled: Linux drops further SYNs,
     // so a connect to it neither succeeds nor is refused.
-    let jammed = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    jammed
-        .bind(
-            &"127.0.0.1:0"
-                .parse::<std::net::SocketAddr>()
-                .unwrap()
-                .into(),
-        )
-        .unwrap();
-    jammed.listen(0).unwrap();
-    let addr = jammed.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        let filler = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        let _ = filler.connect_timeout(&addr.into(), Duration::from_millis(200));
-        fillers.push(filler);
-    }
+    let (addr, _jam) = jammed_listener();
     let scratch = Scratch::new(PEER);
     let started = Instant::now();
     let mut joiner = scratch.start("joiner-2", &["-p", &addr.to_string()]);

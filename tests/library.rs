@@ -3,7 +3,7 @@
 use peer::joiner::{self, JoinLimits};
 use peer::node::{Config, Node};
 use peer::wire::{Kind, Message};
-use peer_tools::{FakePeer, PATIENCE, hold_open, join};
+use peer_tools::{FakePeer, PATIENCE, hold_open, jammed_listener, join};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -142,39 +142,24 @@ fn a_node_stopped_mid_auto_join_tries_no_further_peer() {
 #[test]
 #[cfg(target_os = "linux")]
 fn a_connect_that_hangs_ends_with_the_whole_budget() {
-    use socket2::{Domain, Socket, Type};
     // A listener that never accepts, with its queue full: Linux drops further SYNs.
-    let jammed = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    jammed.bind(&any.into()).unwrap();
-    jammed.listen(0).unwrap();
-    let addr = jammed.local_addr().unwrap().as_socket().unwrap();
-    let _fillers: Vec<Socket> = (0..4)
-        .map(|_| {
-            let filler = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-            let _ = filler.connect_timeout(&addr.into(), Duration::from_millis(200));
-            filler
-        })
-        .collect();
+    let (target, _jam) = jammed_listener();
     let limits = JoinLimits {
         budget: Duration::from_secs(1),
         ..JoinLimits::default()
     };
     let node = node(limits.clone());
-    let target = match addr {
-        std::net::SocketAddr::V4(v4) => v4,
-        other => panic!("{other}"),
-    };
     let started = Instant::now();
     assert!(joiner::join(target, node.shared(), &limits).is_none());
     let took = started.elapsed();
-    // The connect alone may take 3 s; the whole search has only 1 s.
+    // The connect alone may take 3 s; the whole search has only 1 s. The upper bound
+    // leaves room for a loaded machine and still tells the budget from the 3 s timeout.
     assert!(
         took >= Duration::from_millis(900),
         "gave up early: {took:?}"
     );
     assert!(
-        took < Duration::from_millis(2500),
+        took < Duration::from_millis(2800),
         "connect overran the budget: {took:?}"
     );
 }

@@ -4,7 +4,7 @@
 use peer::reader::{Deadline, read_message};
 use peer::wire::{Kind, Message};
 use peer_tools::{
-    FakePeer, Output, PATIENCE, PeerProcess, Scratch, hold_open, join, local_addr, need_tool,
+    Capture, FakePeer, PATIENCE, PeerProcess, Scratch, hold_open, join, local_addr, need_tool,
     procfs, reset,
 };
 use std::collections::{HashSet, VecDeque};
@@ -356,7 +356,10 @@ fn a_peer_whose_stdout_is_never_read_keeps_serving() {
     const JOINS: usize = 30_000; // some 1.4 MB of lines: past the pipe and the queue
     let scratch = Scratch::new(PEER);
     // The address line is read, then stdout never again (but it stays open).
-    let mut peer = scratch.command("peer1-1", &[]).stdout(Output::Unread).run();
+    let mut peer = scratch
+        .command("peer1-1", &[])
+        .stdout(Capture::Unread)
+        .run();
     let (_link, _, _) = join(peer.addr);
     let deadline = Instant::now() + PATIENCE * 3;
     for i in 0..JOINS {

@@ -5,7 +5,7 @@ use crate::PATIENCE;
 use peer::reader::{Deadline, read_message};
 use peer::sockets::ipv4;
 use peer::wire::Message;
-use socket2::SockRef;
+use socket2::{Domain, SockRef, Socket, Type};
 use std::io::Read;
 use std::net::{SocketAddrV4, TcpListener, TcpStream};
 use std::time::Duration;
@@ -59,4 +59,39 @@ pub fn hold_open(mut stream: TcpStream) {
             break;
         }
     }
+}
+
+/// The sockets behind a [`jammed_listener`]; the jam lasts while this is held.
+pub struct Jam {
+    _listener: Socket,
+    _fillers: Vec<Socket>,
+}
+
+/// An address on loopback where a connect neither succeeds nor is refused (Linux): a
+/// listener with a backlog of 0 that never accepts, its queue filled by connections made
+/// here, so the kernel drops every further SYN and the connecting side waits for its own
+/// timeout.
+pub fn jammed_listener() -> (SocketAddrV4, Jam) {
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    listener.bind(&any.into()).expect("bind 127.0.0.1:0");
+    listener.listen(0).expect("listen");
+    let addr = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .and_then(ipv4)
+        .expect("an IPv4 socket");
+    let fillers = (0..4)
+        .map(|_| {
+            let filler = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+            let _ = filler.connect_timeout(&addr.into(), Duration::from_millis(200));
+            filler
+        })
+        .collect();
+    let jam = Jam {
+        _listener: listener,
+        _fillers: fillers,
+    };
+    (addr, jam)
 }

@@ -2,7 +2,7 @@
 //! line read for the address, every later line read with a deadline, killed when dropped.
 //!
 //! The tests, the demo, the soak run and the benchmark all start peers through [`Start`].
-//! What differs between them is an option: where stdout and stderr go ([`Output`]), a
+//! What differs between them is an option: where stdout and stderr go ([`Capture`]), a
 //! program the peer runs under (`taskset`, `prlimit`), extra environment. Lines read from a
 //! pipe are kept up to [`MAX_KEPT`] per stream; beyond that they are only counted, so a peer
 //! that prints millions of lines (the soak run) costs no more memory than one that prints a
@@ -12,7 +12,7 @@ use crate::PATIENCE;
 use peer::output::parse_address_line;
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -60,7 +60,7 @@ impl Scratch {
 
 /// Where a started peer's stdout or stderr goes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Output {
+pub enum Capture {
     /// A pipe read line by line by a thread of the harness (the default).
     Lines,
     /// `stdout.txt` or `stderr.txt` in the peer's folder: printing costs the peer one write
@@ -80,8 +80,8 @@ pub struct Start {
     args: Vec<String>,
     under: Vec<String>,
     env: Vec<(String, String)>,
-    stdout: Output,
-    stderr: Output,
+    stdout: Capture,
+    stderr: Capture,
 }
 
 impl Start {
@@ -94,8 +94,8 @@ impl Start {
             args: args.iter().map(|a| a.to_string()).collect(),
             under: Vec::new(),
             env: Vec::new(),
-            stdout: Output::Lines,
-            stderr: Output::Lines,
+            stdout: Capture::Lines,
+            stderr: Capture::Lines,
         }
     }
 
@@ -112,12 +112,12 @@ impl Start {
         self
     }
 
-    pub fn stdout(mut self, to: Output) -> Start {
+    pub fn stdout(mut self, to: Capture) -> Start {
         self.stdout = to;
         self
     }
 
-    pub fn stderr(mut self, to: Output) -> Start {
+    pub fn stderr(mut self, to: Capture) -> Start {
         self.stderr = to;
         self
     }
@@ -152,8 +152,8 @@ impl Start {
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {what}: {e}"))?;
-        let out = Stream::read(child.stdout.take(), self.stdout == Output::Unread);
-        let err = Stream::read(child.stderr.take(), self.stderr == Output::Unread);
+        let out = Stream::read(child.stdout.take(), self.stdout == Capture::Unread);
+        let err = Stream::read(child.stderr.take(), self.stderr == Capture::Unread);
         let mut process = PeerProcess {
             child,
             folder: self.folder,
@@ -161,6 +161,7 @@ impl Start {
             stderr: self.stderr,
             out,
             err,
+            file_read: 0,
             seen: Vec::new(),
             addr: SocketAddrV4::new([0, 0, 0, 0].into(), 0),
             id: String::new(),
@@ -178,11 +179,11 @@ impl Start {
         Ok(process)
     }
 
-    fn stdio(&self, output: Output, file: &str) -> Result<Stdio, String> {
+    fn stdio(&self, output: Capture, file: &str) -> Result<Stdio, String> {
         Ok(match output {
-            Output::Lines | Output::Unread => Stdio::piped(),
-            Output::Discard => Stdio::null(),
-            Output::File => {
+            Capture::Lines | Capture::Unread => Stdio::piped(),
+            Capture::Discard => Stdio::null(),
+            Capture::File => {
                 let path = self.folder.join(file);
                 Stdio::from(File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?)
             }
@@ -194,10 +195,12 @@ impl Start {
 pub struct PeerProcess {
     child: Child,
     folder: PathBuf,
-    stdout: Output,
-    stderr: Output,
+    stdout: Capture,
+    stderr: Capture,
     out: Arc<Stream>,
     err: Arc<Stream>,
+    /// With stdout in a file: how many of its bytes have been read as lines.
+    file_read: u64,
     /// Every stdout line read so far, the address line first.
     pub seen: Vec<String>,
     /// The address from the first line.
@@ -211,10 +214,7 @@ pub struct PeerProcess {
 impl PeerProcess {
     /// The address line and when it came.
     fn first_line(&mut self) -> Result<(String, Instant), String> {
-        if self.stdout == Output::File {
-            return self.first_line_of_file();
-        }
-        match self.out.pop(PATIENCE) {
+        match self.pop(PATIENCE) {
             Pop::Line(line, at) => {
                 self.seen.push(line.clone());
                 Ok((line, at))
@@ -224,24 +224,40 @@ impl PeerProcess {
         }
     }
 
-    /// Polls `stdout.txt` until it holds a whole first line.
-    fn first_line_of_file(&mut self) -> Result<(String, Instant), String> {
-        let path = self.folder.join("stdout.txt");
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            if let Some((first, _)) = text.split_once('\n') {
-                self.seen.push(first.to_string());
-                return Ok((first.to_string(), Instant::now()));
+    /// Takes the next stdout line, waiting up to `wait`: from the reader thread's queue, or
+    /// with stdout in a file, by polling the file for a whole line past those read.
+    fn pop(&mut self, wait: Duration) -> Pop {
+        if self.stdout != Capture::File {
+            return self.out.pop(wait);
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(line) = self.next_in_file() {
+                return Pop::Line(line, Instant::now());
+            }
+            if Instant::now() >= deadline {
+                return Pop::Timeout;
             }
             thread::sleep(Duration::from_micros(200));
         }
-        Err(format!("no address line within {PATIENCE:?}"))
+    }
+
+    /// The next whole line of `stdout.txt`, if the peer has finished writing one.
+    fn next_in_file(&mut self) -> Option<String> {
+        let mut file = File::open(self.folder.join("stdout.txt")).ok()?;
+        file.seek(SeekFrom::Start(self.file_read)).ok()?;
+        let mut line = Vec::new();
+        BufReader::new(file).read_until(b'\n', &mut line).ok()?;
+        if line.pop() != Some(b'\n') {
+            return None;
+        }
+        self.file_read += line.len() as u64 + 1;
+        Some(String::from_utf8_lossy(&line).into_owned())
     }
 
     /// The next stdout line, waiting up to [`PATIENCE`].
     pub fn next_line(&mut self) -> String {
-        match self.out.pop(PATIENCE) {
+        match self.pop(PATIENCE) {
             Pop::Line(line, _) => {
                 self.seen.push(line.clone());
                 line
@@ -262,7 +278,7 @@ impl PeerProcess {
 
     /// The next stdout line and when it was read, if one has come; never waits.
     pub fn poll_line(&mut self) -> Option<(String, Instant)> {
-        match self.out.pop(Duration::ZERO) {
+        match self.pop(Duration::ZERO) {
             Pop::Line(line, at) => {
                 self.seen.push(line.clone());
                 Some((line, at))
@@ -297,21 +313,44 @@ impl PeerProcess {
         self.expect_lines(&lines);
     }
 
-    /// Reads lines until one satisfies `matches`; returns it.
+    /// Reads lines until one satisfies `matches`; returns it. Panics, with what the peer
+    /// printed, if none comes within [`PATIENCE`].
     pub fn wait_for(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            let line = self.next_line();
-            if matches(&line) {
-                return line;
+        self.try_wait_for(PATIENCE, matches).unwrap_or_else(|e| {
+            panic!(
+                "never printed {what}: {e}; stdout: {:#?}\nstderr: {:#?}",
+                self.seen,
+                self.stderr()
+            )
+        })
+    }
+
+    /// Reads lines until one satisfies `matches`, for up to `within`: that line, or why
+    /// none came (the lines read are in [`PeerProcess::seen`]).
+    pub fn try_wait_for(
+        &mut self,
+        within: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.pop(left) {
+                Pop::Line(line, _) => {
+                    self.seen.push(line.clone());
+                    if matches(&line) {
+                        return Ok(line);
+                    }
+                }
+                Pop::Timeout => return Err(format!("no such line within {within:?}")),
+                Pop::Closed => return Err("stdout closed".into()),
             }
         }
-        panic!("never printed {what}; stdout: {:#?}", self.seen)
     }
 
     /// Asserts that nothing more is printed on stdout for `quiet`.
     pub fn expect_silence(&mut self, quiet: Duration) {
-        if let Pop::Line(line, _) = self.out.pop(quiet) {
+        if let Pop::Line(line, _) = self.pop(quiet) {
             panic!("unexpected line {line:?}; stdout so far: {:#?}", self.seen);
         }
     }
@@ -319,7 +358,7 @@ impl PeerProcess {
     /// How many lines the peer has printed on stdout so far (read or not).
     pub fn printed(&self) -> u64 {
         match self.stdout {
-            Output::File => {
+            Capture::File => {
                 let text = std::fs::read(self.folder.join("stdout.txt")).unwrap_or_default();
                 text.iter().filter(|b| **b == b'\n').count() as u64
             }
@@ -330,7 +369,7 @@ impl PeerProcess {
     /// Every stderr line so far (up to [`MAX_KEPT`] when read from a pipe).
     pub fn stderr(&self) -> Vec<String> {
         match self.stderr {
-            Output::File => std::fs::read_to_string(self.folder.join("stderr.txt"))
+            Capture::File => std::fs::read_to_string(self.folder.join("stderr.txt"))
                 .unwrap_or_default()
                 .lines()
                 .map(String::from)
@@ -359,7 +398,7 @@ impl PeerProcess {
                 "no stderr line with {parts:?}; stderr: {stderr:#?}"
             );
             match self.stderr {
-                Output::Lines => self.err.wait_for_more(stderr.len(), left),
+                Capture::Lines => self.err.wait_for_more(stderr.len(), left),
                 _ => thread::sleep(Duration::from_millis(10)),
             }
         }
@@ -380,7 +419,7 @@ impl PeerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         for (stream, output) in [(&self.out, self.stdout), (&self.err, self.stderr)] {
-            if output == Output::Lines {
+            if output == Capture::Lines {
                 stream.wait_closed(Duration::from_secs(2));
             }
         }
@@ -411,7 +450,7 @@ struct Lines {
     dropped: u64,
     /// The pipe reached its end.
     closed: bool,
-    /// The pipe of an [`Output::Unread`] stream, held open but never read again.
+    /// The pipe of an [`Capture::Unread`] stream, held open but never read again.
     held: Option<Box<dyn Read + Send>>,
 }
 

@@ -21,7 +21,7 @@
 
 use peer::reader::read_message;
 use peer::wire::Kind;
-use peer_tools::{Output, PeerProcess, Start, has_tool, procfs};
+use peer_tools::{Capture, PeerProcess, Start, has_tool, procfs};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::net::{SocketAddrV4, TcpStream};
@@ -66,7 +66,7 @@ impl Setup {
     /// to a file (printing costs the server a write, and wakes nobody). Returns it once it
     /// printed its address.
     fn start(&self, server: Server, name: &str, args: &[&str]) -> Result<PeerProcess, String> {
-        self.start_on(server, name, args, self.pin.then_some("0"), Output::File)
+        self.start_on(server, name, args, self.pin.then_some("0"), Capture::File)
     }
 
     /// Starts `server` on `cpus`, its stdout to `stdout`: a file, or lines read as they
@@ -77,7 +77,7 @@ impl Setup {
         name: &str,
         args: &[&str],
         cpus: Option<&str>,
-        stdout: Output,
+        stdout: Capture,
     ) -> Result<PeerProcess, String> {
         let binary = match server {
             Server::Peer => &self.peer,
@@ -85,7 +85,7 @@ impl Setup {
         };
         let start = Start::new(binary, &self.scratch.join(name), args)
             .stdout(stdout)
-            .stderr(Output::Discard);
+            .stderr(Capture::Discard);
         match cpus {
             Some(cpus) => start.under(&["taskset", "-c", cpus]).try_run(),
             None => start.try_run(),
@@ -386,7 +386,7 @@ fn startup(setup: &Setup, rows: &mut Vec<Row>) -> Result<(), String> {
             };
             for server in order {
                 let name = format!("start{run}x{start}-2");
-                let running = setup.start_on(server, &name, &[], cpu0, Output::Lines)?;
+                let running = setup.start_on(server, &name, &[], cpu0, Capture::Lines)?;
                 let took = running.started_in;
                 drop(running);
                 match server {
@@ -402,7 +402,7 @@ fn startup(setup: &Setup, rows: &mut Vec<Row>) -> Result<(), String> {
             &format!("idle{run}-2"),
             &[],
             cpu0,
-            Output::Lines,
+            Capture::Lines,
         )?;
         thread::sleep(Duration::from_millis(100));
         idle.push(procfs::rss_kib(peer.pid()).unwrap_or(0) as f64 / 1024.0);
@@ -440,7 +440,7 @@ fn formation(setup: &Setup, rows: &mut Vec<Row>) -> Result<(), String> {
             &format!("net{run}-boot-3"),
             &[],
             cpus,
-            Output::File,
+            Capture::File,
         )?;
         let target = boot.addr.to_string();
         let started = Instant::now();
@@ -450,7 +450,7 @@ fn formation(setup: &Setup, rows: &mut Vec<Row>) -> Result<(), String> {
             let size = 2 + i % 2;
             let name = format!("net{run}-p{i}-{size}");
             let peer =
-                setup.start_on(Server::Peer, &name, &["-p", &target], cpus, Output::Lines)?;
+                setup.start_on(Server::Peer, &name, &["-p", &target], cpus, Capture::Lines)?;
             outcomes.push(Outcome {
                 port: peer.addr.port(),
                 ..Outcome::default()

@@ -5,39 +5,24 @@
 //! form one overlay. Then runs `cptp map` on the first peer, times it from start to exit,
 //! checks that it found every peer and every link, and stops every peer.
 //!
-//! Each peer's output goes to a file in its folder (no pipe, no reader thread per peer);
-//! the bench polls those files, each wait with a deadline.
+//! The peers are started through `peer_tools`' harness with stdout in a file in each
+//! folder and stderr discarded (no pipe, no reader thread per peer); the harness polls
+//! those files, each wait with a deadline.
 //!
 //! Usage: `map_bench PATH-TO-PEER PATH-TO-CPTP [COUNT] [JOBS,JOBS,...]`: one map per JOBS
 //! value (`cptp map -j JOBS`), all on the same overlay. With `MAP_BENCH_HOLD=SECS` in the
 //! environment the overlay stays up SECS seconds more, to try `cptp map` on it by hand.
 
-use peer::output::parse_address_line;
+use peer_tools::{Capture, PATIENCE, PeerProcess, Start, run_bounded};
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::net::SocketAddrV4;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::path::Path;
+use std::process::{Command, ExitCode};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Every peer started, killed and reaped when dropped, even on an error.
-struct Peers {
-    children: Vec<Child>,
-    /// Each peer's address and its output file, in the order started.
-    peers: Vec<(SocketAddrV4, PathBuf)>,
-}
-
-impl Drop for Peers {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-        }
-        for child in &mut self.children {
-            let _ = child.wait();
-        }
-    }
-}
+/// The longest one `cptp map` may take before it is killed and the bench fails.
+const MAP_LIMIT: Duration = Duration::from_secs(600);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,7 +32,7 @@ fn main() -> ExitCode {
     };
     let count: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let jobs: Vec<usize> = match args.get(3) {
-        None => vec![16],
+        None => vec![64],
         Some(list) => list.split(',').filter_map(|s| s.parse().ok()).collect(),
     };
     let (peer, cptp) = match (
@@ -77,33 +62,39 @@ fn main() -> ExitCode {
 
 fn run(peer: &Path, cptp: &Path, dir: &Path, count: usize, jobs: &[usize]) -> Result<(), String> {
     let started = Instant::now();
-    let mut peers = Peers {
-        children: Vec::with_capacity(count),
-        peers: Vec::with_capacity(count),
-    };
+    // Every peer started, killed when dropped, even on an error.
+    let mut peers: Vec<PeerProcess> = Vec::with_capacity(count);
     let mut random = 0x2545_f491_4f6c_dd1d_u64;
     let mut joined = 0;
     for k in 1..=count {
-        let target = match peers.peers.len() {
+        let target = match peers.len() {
             0 => None,
             n => {
                 // xorshift: a fixed sequence, so every run builds the same shape of overlay.
                 random ^= random << 13;
                 random ^= random >> 7;
                 random ^= random << 17;
-                Some(peers.peers[(random % n as u64) as usize].0)
+                Some(peers[(random % n as u64) as usize].addr)
             }
         };
-        let (addr, output) = start_peer(peer, dir, &format!("p{k}-3"), target, &mut peers)?;
+        let name = format!("p{k}-3");
+        let join = target.map(|t| t.to_string());
+        let args: Vec<&str> = join.iter().flat_map(|t| ["-p", t.as_str()]).collect();
+        let mut started = Start::new(peer, &dir.join(&name), &args)
+            .stdout(Capture::File)
+            .stderr(Capture::Discard)
+            .try_run()?;
         if target.is_some() {
-            let line = wait_for_line(&output, |l| {
-                l.starts_with("Connected to peer ") || l.starts_with("No peer accepted")
-            })?;
+            let line = started
+                .try_wait_for(PATIENCE, |l| {
+                    l.starts_with("Connected to peer ") || l.starts_with("No peer accepted")
+                })
+                .map_err(|e| format!("{name}: its join did not end: {e}"))?;
             if line.starts_with("Connected") {
                 joined += 1;
             }
         }
-        peers.peers.push((addr, output));
+        peers.push(started);
         if k % 250 == 0 {
             println!("  {k} peers started");
         }
@@ -113,8 +104,8 @@ fn run(peer: &Path, cptp: &Path, dir: &Path, count: usize, jobs: &[usize]) -> Re
         started.elapsed().as_secs_f64()
     );
 
-    let first = peers.peers[0].0;
-    let all: BTreeSet<SocketAddrV4> = peers.peers.iter().map(|(a, _)| *a).collect();
+    let first = peers[0].addr;
+    let all: BTreeSet<SocketAddrV4> = peers.iter().map(|p| p.addr).collect();
     for &jobs in jobs {
         map_once(cptp, first, count, jobs, &all, joined)?;
     }
@@ -142,12 +133,11 @@ fn map_once(
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let cpu_before = children_cpu();
     let clock = Instant::now();
-    let output = Command::new(cptp)
+    let mut command = Command::new(cptp);
+    command
         .args(["map", &first, "--max-peers", &count.to_string(), "-j"])
-        .arg(jobs.to_string())
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", cptp.display()))?;
+        .arg(jobs.to_string());
+    let output = run_bounded(&mut command, MAP_LIMIT)?;
     let took = clock.elapsed();
     let cpu = children_cpu()
         .zip(cpu_before)
@@ -185,55 +175,6 @@ fn map_once(
     }
     println!("  every peer and every link found");
     Ok(())
-}
-
-/// Starts one peer in `dir/name`, its output to a file there; waits for its address.
-fn start_peer(
-    binary: &Path,
-    dir: &Path,
-    name: &str,
-    join: Option<SocketAddrV4>,
-    peers: &mut Peers,
-) -> Result<(SocketAddrV4, PathBuf), String> {
-    let folder = dir.join(name);
-    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-    let output = folder.join("out");
-    let file = File::create(&output).map_err(|e| format!("{}: {e}", output.display()))?;
-    let mut command = Command::new(binary);
-    if let Some(target) = join {
-        command.arg("-p").arg(target.to_string());
-    }
-    let child = command
-        .current_dir(&folder)
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(Stdio::null())
-        .env_remove("RUST_LOG")
-        .spawn()
-        .map_err(|e| format!("cannot start peer {name}: {e}"))?;
-    peers.children.push(child);
-    let line = wait_for_line(&output, |l| parse_address_line(l).is_some())?;
-    let (addr, _) =
-        parse_address_line(&line).ok_or_else(|| format!("{name}: no address in '{line}'"))?;
-    Ok((addr, output))
-}
-
-/// Polls the file until a whole line satisfies `matches`; 10 s at most.
-fn wait_for_line(path: &Path, matches: impl Fn(&str) -> bool) -> Result<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        // Only lines already ended by a newline are whole.
-        let whole = text.rsplit_once('\n').map_or("", |(whole, _)| whole);
-        if let Some(line) = whole.lines().find(|l| matches(l)) {
-            return Ok(line.to_string());
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
-    Err(format!(
-        "{}: the line waited for never came",
-        path.display()
-    ))
 }
 
 /// CPU seconds (user + system) of this process's children that have been waited for

@@ -18,7 +18,7 @@
 use peer::reader::{Deadline, ReadError, read_message};
 use peer::sockets::ipv4;
 use peer::wire::{Kind, Message};
-use peer_tools::{FakePeer, Output, PeerProcess, Start, procfs, reset};
+use peer_tools::{Capture, FakePeer, PeerProcess, Start, procfs, reset};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
@@ -301,7 +301,7 @@ fn start_peer(binary: &Path, dir: &Path, join: SocketAddrV4) -> Result<PeerProce
     let folder = dir.join(format!("soak-{TABLE_SIZE}"));
     Start::new(binary, &folder, &["-p", &join.to_string()])
         .env("RUST_LOG", "info")
-        .stderr(Output::File)
+        .stderr(Capture::File)
         .try_run()
 }
 

@@ -78,30 +78,14 @@ fn quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::map::graph::{Peer, Trouble};
+    use crate::map::graph::tests::{a, sample};
 
     #[test]
     fn one_node_per_address_and_one_edge_per_link() {
-        let a = |port| SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
-        let mut map = Map::default();
-        map.peers.insert(
-            a(1),
-            Peer {
-                id: "say \"hi\"".into(),
-                full: true,
-                listed: vec![a(2), a(3)],
-            },
-        );
-        map.peers.insert(
-            a(2),
-            Peer {
-                id: "p2".into(),
-                full: false,
-                listed: vec![a(1)],
-            },
-        );
-        map.problems
-            .insert(a(3), Trouble::Unreachable("connection refused".into()));
+        let mut map = sample();
+        if let Some(p1) = map.peers.get_mut(&a(1)) {
+            p1.id = "say \"hi\"".into();
+        }
         let dot = to_dot(&map, a(1));
         assert!(dot.contains(
             r##""127.0.0.1:1" [label="\"say \\\"hi\\\"\" (full)\n127.0.0.1:1", fillcolor="#fbe3c8", peripheries=2];"##

@@ -10,7 +10,7 @@
 //! replies are read at different moments: a link that was made or closed in between is
 //! listed by one side only, and it was real at the moment that side answered.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
@@ -115,8 +115,18 @@ impl Map {
     /// following links and listings, neighbours in address order; anything unreached
     /// after, in address order. Deterministic for a given map, so output can be compared.
     pub fn breadth_first(&self, start: SocketAddrV4) -> Vec<SocketAddrV4> {
+        self.spanning_tree(start)
+            .into_iter()
+            .map(|(addr, _)| addr)
+            .collect()
+    }
+
+    /// The walk of [`Map::breadth_first`] as a tree: each address in that order with the
+    /// position (in this list) of the address it was first reached from; `None` for the
+    /// start and for each address that begins a part no earlier address reaches.
+    pub fn spanning_tree(&self, start: SocketAddrV4) -> Vec<(SocketAddrV4, Option<usize>)> {
         let adjacency = self.adjacency();
-        let mut order = Vec::new();
+        let mut tree = Vec::new();
         let mut seen = HashSet::new();
         let all: Vec<SocketAddrV4> = std::iter::once(start)
             .chain(self.peers.keys().copied())
@@ -126,17 +136,20 @@ impl Map {
             if !self.contains(root) || !seen.insert(root) {
                 continue;
             }
-            let mut queue = VecDeque::from([root]);
-            while let Some(addr) = queue.pop_front() {
-                order.push(addr);
-                for &next in adjacency.get(&addr).into_iter().flatten() {
-                    if seen.insert(next) {
-                        queue.push_back(next);
+            tree.push((root, None));
+            // Everything from `next` on is queued: the list itself is the queue.
+            let mut next = tree.len() - 1;
+            while next < tree.len() {
+                let addr = tree[next].0;
+                for &to in adjacency.get(&addr).into_iter().flatten() {
+                    if seen.insert(to) {
+                        tree.push((to, Some(next)));
                     }
                 }
+                next += 1;
             }
         }
-        order
+        tree
     }
 
     /// For drawing: each address with the addresses it is drawn connected to (links
@@ -245,20 +258,33 @@ pub fn show_id(id: &str) -> String {
     }
 }
 
+/// Fixtures for the tests of the map's outputs (here, and the text, DOT, JSON and SVG).
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn a(port: u16) -> SocketAddrV4 {
+    /// 127.0.0.1:`port`.
+    pub(crate) fn a(port: u16) -> SocketAddrV4 {
         SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port)
     }
 
-    fn peer(id: &str, full: bool, listed: &[u16]) -> Peer {
+    /// A peer that answered as `id`, listing the peers at `listed` (ports).
+    pub(crate) fn peer(id: &str, full: bool, listed: &[u16]) -> Peer {
         Peer {
             id: id.into(),
             full,
             listed: listed.iter().map(|&p| a(p)).collect(),
         }
+    }
+
+    /// A small map: p1 (full) lists p2 and 3, p2 lists p1, 3 was unreachable.
+    pub(crate) fn sample() -> Map {
+        let mut map = Map::default();
+        map.peers.insert(a(1), peer("p1", true, &[2, 3]));
+        map.peers.insert(a(2), peer("p2", false, &[1]));
+        map.problems
+            .insert(a(3), Trouble::Unreachable("connection refused".into()));
+        map
     }
 
     /// 1 - 2 - 3 with 2 full, 1 listing a dead address 9, and 3 listing the crawler's 7.

@@ -102,7 +102,7 @@ fn string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::map::graph::{Peer, Trouble};
+    use crate::map::graph::tests::{a, sample};
 
     #[test]
     fn strings_are_escaped() {
@@ -111,26 +111,7 @@ mod tests {
 
     #[test]
     fn a_small_map_reads_as_expected() {
-        let a = |port| SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
-        let mut map = Map::default();
-        map.peers.insert(
-            a(1),
-            Peer {
-                id: "p1".into(),
-                full: true,
-                listed: vec![a(2), a(3)],
-            },
-        );
-        map.peers.insert(
-            a(2),
-            Peer {
-                id: "p2".into(),
-                full: false,
-                listed: vec![],
-            },
-        );
-        map.problems
-            .insert(a(3), Trouble::Unreachable("refused".into()));
+        let mut map = sample();
         map.joins = 3;
         assert_eq!(
             to_json(&map, a(1)),
@@ -140,13 +121,13 @@ mod tests {
   "seconds": 0.000,
   "peers": [
     {"addr": "127.0.0.1:1", "id": "p1", "full": true, "listed": ["127.0.0.1:2", "127.0.0.1:3"], "linked": ["127.0.0.1:2"]},
-    {"addr": "127.0.0.1:2", "id": "p2", "full": false, "listed": [], "linked": ["127.0.0.1:1"]}
+    {"addr": "127.0.0.1:2", "id": "p2", "full": false, "listed": ["127.0.0.1:1"], "linked": ["127.0.0.1:1"]}
   ],
   "links": [
     ["127.0.0.1:1", "127.0.0.1:2"]
   ],
   "problems": [
-    {"addr": "127.0.0.1:3", "kind": "unreachable", "reason": "refused", "listed_by": ["127.0.0.1:1"]}
+    {"addr": "127.0.0.1:3", "kind": "unreachable", "reason": "connection refused", "listed_by": ["127.0.0.1:1"]}
   ]
 }
 "#

@@ -14,7 +14,7 @@
 
 use super::dot::{FULL_FILL, OPEN_FILL};
 use super::graph::{Map, show_id};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddrV4;
 
 /// Font size and the advance of one monospace character at that size (0.6 em).
@@ -57,7 +57,8 @@ struct Node {
 
 /// Draws `map` as a standalone SVG document.
 pub fn to_svg(map: &Map, start: SocketAddrV4) -> String {
-    let mut nodes = boxes(map, start);
+    let walk = map.spanning_tree(start);
+    let mut nodes = boxes(map, &walk);
     let index: HashMap<SocketAddrV4, usize> =
         nodes.iter().enumerate().map(|(i, n)| (n.addr, i)).collect();
     let longest = nodes
@@ -69,7 +70,7 @@ pub fn to_svg(map: &Map, start: SocketAddrV4) -> String {
     let box_w = longest as f64 * CHAR + 2.0 * PAD_X;
     let most_lines = nodes.iter().map(|n| n.lines.len()).max().unwrap_or(0);
     let box_h = (most_lines as f64 - 1.0) * LINE + FONT + 2.0 * PAD_Y;
-    let tree = Tree::breadth_first(map, &nodes, &index);
+    let tree = Tree::new(&walk, &index);
     let slots = tree.place();
     for (i, node) in nodes.iter_mut().enumerate() {
         node.x = MARGIN + box_w / 2.0 + slots[i] * (box_w + GAP_X);
@@ -130,11 +131,10 @@ pub fn to_svg(map: &Map, start: SocketAddrV4) -> String {
     out
 }
 
-/// A box for every address on the map, in breadth-first order from `start`.
-fn boxes(map: &Map, start: SocketAddrV4) -> Vec<Node> {
-    map.breadth_first(start)
-        .into_iter()
-        .filter_map(|addr| {
+/// A box for every address of `walk` (the map's breadth-first walk).
+fn boxes(map: &Map, walk: &[(SocketAddrV4, Option<usize>)]) -> Vec<Node> {
+    walk.iter()
+        .filter_map(|&(addr, _)| {
             let (look, lines, title) = if let Some(peer) = map.peers.get(&addr) {
                 let id = show_id(&peer.id);
                 if peer.full {
@@ -176,32 +176,26 @@ struct Tree {
 }
 
 impl Tree {
-    fn breadth_first(map: &Map, nodes: &[Node], index: &HashMap<SocketAddrV4, usize>) -> Tree {
-        let n = nodes.len();
-        let adjacency = map.adjacency();
+    /// The map's breadth-first spanning tree ([`Map::spanning_tree`]) over the boxes,
+    /// `index` giving each address's box.
+    fn new(walk: &[(SocketAddrV4, Option<usize>)], index: &HashMap<SocketAddrV4, usize>) -> Tree {
+        let n = index.len();
         let mut tree = Tree {
             children: vec![Vec::new(); n],
             parent: vec![None; n],
             depth: vec![0; n],
             roots: Vec::new(),
         };
-        let mut seen = HashSet::new();
-        for root in 0..n {
-            if !seen.insert(root) {
-                continue;
-            }
-            tree.roots.push(root);
-            let mut queue = VecDeque::from([root]);
-            while let Some(i) = queue.pop_front() {
-                let next = adjacency.get(&nodes[i].addr).into_iter().flatten();
-                for j in next.filter_map(|addr| index.get(addr).copied()) {
-                    if seen.insert(j) {
-                        tree.children[i].push(j);
-                        tree.parent[j] = Some(i);
-                        tree.depth[j] = tree.depth[i] + 1;
-                        queue.push_back(j);
-                    }
+        // In walk order every parent comes before its children, in the order reached.
+        for &(addr, from) in walk {
+            let Some(&j) = index.get(&addr) else { continue };
+            match from.and_then(|f| index.get(&walk[f].0)) {
+                Some(&i) => {
+                    tree.children[i].push(j);
+                    tree.parent[j] = Some(i);
+                    tree.depth[j] = tree.depth[i] + 1;
                 }
+                None => tree.roots.push(j),
             }
         }
         tree
@@ -405,11 +399,7 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::map::graph::Peer;
-
-    fn a(port: u16) -> SocketAddrV4 {
-        SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port)
-    }
+    use crate::map::graph::tests::{a, peer};
 
     #[test]
     fn parents_sit_over_their_children_and_leaves_do_not_share_columns() {
@@ -423,18 +413,13 @@ mod tests {
             (5, vec![]),
         ];
         for (port, listed) in listing {
-            map.peers.insert(
-                a(port),
-                Peer {
-                    id: format!("p{port}"),
-                    full: false,
-                    listed: listed.into_iter().map(a).collect(),
-                },
-            );
+            map.peers
+                .insert(a(port), peer(&format!("p{port}"), false, &listed));
         }
-        let nodes = boxes(&map, a(1));
+        let walk = map.spanning_tree(a(1));
+        let nodes = boxes(&map, &walk);
         let index = nodes.iter().enumerate().map(|(i, n)| (n.addr, i)).collect();
-        let tree = Tree::breadth_first(&map, &nodes, &index);
+        let tree = Tree::new(&walk, &index);
         let column = tree.place();
         let at = |port| column[index[&a(port)]];
         assert_eq!((at(4), at(5), at(3)), (0.0, 1.0, 2.0));
@@ -453,14 +438,8 @@ mod tests {
             (3, vec![1, 2, 4]),
             (4, vec![3]),
         ] {
-            map.peers.insert(
-                a(port),
-                Peer {
-                    id: format!("p{port}"),
-                    full: port == 3,
-                    listed: listed.into_iter().map(a).collect(),
-                },
-            );
+            map.peers
+                .insert(a(port), peer(&format!("p{port}"), port == 3, &listed));
         }
         let svg = to_svg(&map, a(1));
         if let Ok(dir) = std::env::var("CPTP_MAP_SVG_DIR") {
