@@ -21,7 +21,7 @@ const LIFETIME: Duration = Duration::from_secs(40);
 /// Connections answered; later ones are counted and closed (an endless retry loop).
 const MAX_ANSWERED: usize = 64;
 /// How long a reply waits for its list to be set.
-const LIST_WITHIN: Duration = Duration::from_secs(4);
+pub const LIST_WITHIN: Duration = Duration::from_secs(4);
 
 /// How a fake answers each connection.
 #[derive(Clone)]
