@@ -687,7 +687,6 @@ fn submissions_grades_a_class_with_a_row_and_reports_each() {
     assert_eq!(row("alice")[1..6], ["6", "0", "0", "0", "6/6"]);
     assert_eq!(row("bob")[1..6], ["5", "1", "0", "0", "5/6"]);
     assert_eq!(row("carol")[2], "6");
-    // reports is a folder too, but it is made after the list of submissions is read.
     for name in ["alice", "bob", "carol"] {
         for file in ["report.txt", "report.json", "junit.xml", "results.json"] {
             assert!(out_dir.join(name).join(file).is_file(), "{name}/{file}");
@@ -706,6 +705,18 @@ fn submissions_grades_a_class_with_a_row_and_reports_each() {
     assert_eq!(failed, ["5.2-redirect-closed"]);
     let csv = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
+    // A second run does not grade the reports folder inside the class folder.
+    let out = Command::new(cptp())
+        .args(["check", "--rule", "7.1-address-joinable", "--submissions"])
+        .arg(class.path())
+        .arg("--out")
+        .arg(&out_dir)
+        .args(["--", "node", "peer.js"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 submissions"), "{stdout}");
+    assert!(!stdout.contains("\nreports "), "{stdout}");
 }
 
 #[test]
