@@ -38,7 +38,7 @@ fn peered_with(peers: &[SocketAddrV4]) -> String {
     format!("  which is peered with: {}", peer::output::peer_list(peers))
 }
 
-/// Starts the target (`peer2-2`) joining `first`, and notes the fakes at the end.
+/// Starts the target in `peer2-2` (ID peer2, a table of 2) joining the fake `first`.
 fn joiner(ctx: &Ctx, first: &Fake) -> Result<Target, Outcome> {
     ctx.start(Spec::joining("peer2", 2, first.addr))
 }
