@@ -103,6 +103,8 @@ function runCourse() {
 //   crash-on-reset no care for connections reset at once    (4.5-survives-reset)
 //   folder-name   prints the folder name where the ID belongs (7.1-address-line, 2.2-id-from-folder, WARN)
 //   debug         prints a debug line before each 'Connected from peer' (FAILs only under --strict)
+//   late-listen   with -p, listens (and prints its address) only after its join, as the
+//                 course's sample does (6.1-join-from-listening-port, 6.3-no-self-join)
 function runFull() {
   const faults = new Set((process.env.BREAK || '').split(',').filter((f) => f));
   const has = (f) => faults.has(f);
@@ -151,11 +153,19 @@ function runFull() {
     if (has('overfill')) setTimeout(admit, 30); else admit();
   });
 
-  server.listen(0, '127.0.0.1', () => {
+  const listen = (then) => server.listen(0, '127.0.0.1', () => {
     const me = `127.0.0.1:${server.address().port}`;
     console.log(`This peer address is ${me} located at ${has('folder-name') ? folder : peerID}`);
-    const p = process.argv.indexOf('-p');
-    if (p < 0) return;
+    then(me);
+  });
+  const p = process.argv.indexOf('-p');
+  if (p < 0) listen(() => {});
+  else if (has('late-listen')) joinFrom(null, () => listen(() => {}));
+  else listen((me) => joinFrom(me, () => {}));
+
+  // Joins the -p peer, auto-joining on Redirects; calls `finished` once it is linked or
+  // has given up.
+  function joinFrom(me, finished) {
     const first = process.argv[p + 1];
     const tried = new Set();
     const queue = [first];
@@ -170,6 +180,7 @@ function runFull() {
       }
       if (has('endless')) { queue.push(first); setTimeout(next, 100); return; }
       console.log('No peer accepted the join; running standalone');
+      finished();
     };
     const attempt = (target) => {
       const [host, port] = target.split(':');
@@ -218,6 +229,7 @@ function runFull() {
           return;
         }
         process.stdout.write(text);
+        finished();
         const entry = { address: host, port: Number(port) };
         slots.push(entry);
         listed.push(entry);
@@ -231,7 +243,7 @@ function runFull() {
       });
     };
     next();
-  });
+  }
 }
 
 if (process.env.MODE === 'full') runFull(); else runCourse();

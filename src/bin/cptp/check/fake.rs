@@ -21,7 +21,7 @@ const LIFETIME: Duration = Duration::from_secs(40);
 /// Connections answered; later ones are counted and closed (an endless retry loop).
 const MAX_ANSWERED: usize = 64;
 /// How long a reply waits for its list to be set.
-const LIST_WITHIN: Duration = Duration::from_secs(4);
+pub const LIST_WITHIN: Duration = Duration::from_secs(4);
 
 /// How a fake answers each connection.
 #[derive(Clone)]
@@ -111,14 +111,18 @@ impl Fake {
         }
     }
 
-    /// `fakeA at 127.0.0.1:4000: 2 connections`.
+    /// `fake fakeA at 127.0.0.1:4000: 2 connection(s) from [...]`, naming at most 8.
     pub fn report(&self) -> String {
-        let froms: Vec<String> = self.visits().iter().map(|v| v.from.to_string()).collect();
+        let visits = self.visits();
+        let mut froms: Vec<String> = visits.iter().take(8).map(|v| v.from.to_string()).collect();
+        if visits.len() > 8 {
+            froms.push(format!("... and {} more", visits.len() - 8));
+        }
         format!(
             "fake {} at {}: {} connection(s) from [{}]",
             self.id,
             self.addr,
-            froms.len(),
+            visits.len(),
             froms.join(", ")
         )
     }

@@ -25,7 +25,11 @@ pub fn run(
         .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
         .filter_map(Result::ok)
         .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        // Hidden folders (.git) are no submissions, nor is the reports folder when it
+        // sits inside DIR (a second run would grade it).
+        .filter(|entry| !entry.file_name().to_string_lossy().starts_with('.'))
         .map(|entry| entry.path())
+        .filter(|path| out.is_none_or(|out| !same_folder(path, out)))
         .collect();
     folders.sort();
     if folders.is_empty() {
@@ -145,5 +149,13 @@ fn csv_field(text: &str) -> String {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         text.to_string()
+    }
+}
+
+/// True when `a` and `b` name the same folder.
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }

@@ -2,7 +2,7 @@
 //! starts the target with `-p` pointing at one of them.
 
 use super::{Ctx, Verdict, address};
-use crate::check::fake::{Answer, Fake};
+use crate::check::fake::{Answer, Fake, LIST_WITHIN};
 use crate::check::lines::{Expected, expect_sequence, judge, wait_for};
 use crate::check::net;
 use crate::check::outcome::Outcome;
@@ -11,7 +11,7 @@ use crate::check::timing::{scaled, secs};
 use peer::wire::{Kind, Message};
 use std::net::{SocketAddrV4, TcpListener};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long the joiner's lines may take: one round trip to a local fake, or a few.
 const LINES_WITHIN: Duration = Duration::from_secs(5);
@@ -38,7 +38,7 @@ fn peered_with(peers: &[SocketAddrV4]) -> String {
     format!("  which is peered with: {}", peer::output::peer_list(peers))
 }
 
-/// Starts the target (`peer2-2`) joining `first`, and notes the fakes at the end.
+/// Starts the target in `peer2-2` (ID peer2, a table of 2) joining the fake `first`.
 fn joiner(ctx: &Ctx, first: &Fake) -> Result<Target, Outcome> {
     ctx.start(Spec::joining("peer2", 2, first.addr))
 }
@@ -324,7 +324,22 @@ pub fn no_self_join(ctx: &Ctx) -> Verdict {
             return Err(e);
         }
     };
+    let known_at = Instant::now();
     a.set_list(vec![own, b.addr]);
+    // A's reply can list the target only once the target has said where it listens.
+    if let Some(visit) = a.visits().first()
+        && visit.at + scaled(LIST_WITHIN) < known_at
+    {
+        note_fakes(ctx, &[&a, &b]);
+        return Err(Outcome::fail(
+            format!(
+                "a join to {} after a Redirect listing the target's own address",
+                b.addr
+            ),
+            format!("stdout {:?}", target.seen()),
+            "the target joined long before it printed its address (PROTOCOL 7.1: the address line comes first, as soon as it listens), so its own address could not be listed",
+        ));
+    }
     let outcome = connected_to(ctx, &mut target, &b);
     note_fakes(ctx, &[&a, &b]);
     let expected = format!(
