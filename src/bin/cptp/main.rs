@@ -10,6 +10,7 @@
 mod check;
 mod map;
 mod probe;
+mod xml;
 
 use std::process::ExitCode;
 

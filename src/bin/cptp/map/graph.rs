@@ -174,10 +174,11 @@ impl Map {
     /// The map as text: a summary line, one line per peer, one line per problem.
     ///
     /// ```text
-    /// # 3 peers (1 full), 2 links; 0 unreachable, 0 misbehaving, 0 not visited; 3 joins in 0.004 s
+    /// # 3 peers (1 full), 2 links; 1 unreachable, 0 misbehaving, 0 not visited; 4 joins in 0.004 s
     /// peer1 127.0.0.1:37361 -> 127.0.0.1:36259, 127.0.0.1:37421
     /// peer2 127.0.0.1:37421 (full) -> 127.0.0.1:37361
-    /// ! 127.0.0.1:5555 unreachable: connection refused (listed by 127.0.0.1:37361)
+    /// peer3 127.0.0.1:36259 -> 127.0.0.1:37361
+    /// ! 127.0.0.1:5555 unreachable: connection refused (listed by 127.0.0.1:37421)
     /// ```
     pub fn to_text(&self, start: SocketAddrV4) -> String {
         let mut out = format!("# {}\n", self.summary());

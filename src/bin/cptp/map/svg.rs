@@ -14,6 +14,7 @@
 
 use super::dot::{FULL_FILL, OPEN_FILL};
 use super::graph::{Map, show_id};
+use crate::xml::escape;
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 
@@ -376,24 +377,6 @@ fn wrap(text: &str, most: usize) -> Vec<String> {
         lines.push(rest);
     }
     lines.iter().map(|line| cut(line)).collect()
-}
-
-/// Text made safe inside an XML element or attribute.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Not allowed in XML 1.0 at all.
-            c if c.is_control() && c != '\t' && c != '\n' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

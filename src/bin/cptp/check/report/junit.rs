@@ -4,6 +4,7 @@
 
 use crate::check::outcome::Status;
 use crate::check::runner::Report;
+use crate::xml::escape;
 use std::fmt::Write;
 
 pub fn render(report: &Report) -> String {
@@ -72,36 +73,4 @@ pub fn render(report: &Report) -> String {
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
-}
-
-/// Escapes text for XML, dropping the control characters XML 1.0 cannot hold at all
-/// (a student's peer may print anything).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape;
-
-    #[test]
-    fn escapes_markup_and_control_characters() {
-        assert_eq!(
-            escape("a<b & \"c\"\u{1}"),
-            "a&lt;b &amp; &quot;c&quot;\u{FFFD}"
-        );
-    }
 }

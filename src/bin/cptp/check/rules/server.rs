@@ -182,16 +182,7 @@ pub fn connected_line(ctx: &Ctx) -> Verdict {
     let joined = ctx.join(server.addr, "a Welcome")?;
     must_welcome(&joined, "the first join")?;
     let line = format!("Connected from peer {}", joined.local);
-    let Some(target) = server.target.as_mut() else {
-        return Err(Outcome::skip("needs the target's stdout"));
-    };
-    let found = wait_for(target, Expected::Line(&line), scaled(LINE_WITHIN));
-    Ok(judge(
-        &found,
-        Expected::Line(&line),
-        ctx.strict,
-        scaled(LINE_WITHIN),
-    ))
+    expect_line(ctx, &mut server, &line)
 }
 
 /// 5.2-table-size: a table of 3 takes 3 joins and redirects the 4th.
@@ -264,16 +255,7 @@ pub fn full_line(ctx: &Ctx) -> Verdict {
     let mut server = ctx.server("peer1", 1)?;
     let (_links, extra) = fill_and_overflow(ctx, &server, 1)?;
     let line = format!("Peer table full: {} redirected", extra.local);
-    let Some(target) = server.target.as_mut() else {
-        return Err(Outcome::skip("needs the target's stdout"));
-    };
-    let found = wait_for(target, Expected::Line(&line), scaled(LINE_WITHIN));
-    Ok(judge(
-        &found,
-        Expected::Line(&line),
-        ctx.strict,
-        scaled(LINE_WITHIN),
-    ))
+    expect_line(ctx, &mut server, &line)
 }
 
 /// 5.2-redirect-closed.
@@ -459,13 +441,18 @@ pub fn left_line(ctx: &Ctx) -> Verdict {
     must_welcome(&a, "the first join")?;
     let line = format!("Peer {} left", a.local);
     drop(a);
+    expect_line(ctx, &mut server, &line)
+}
+
+/// Judges the target's stdout by whether `line` comes within the line deadline.
+fn expect_line(ctx: &Ctx, server: &mut super::Server, line: &str) -> Verdict {
     let Some(target) = server.target.as_mut() else {
         return Err(Outcome::skip("needs the target's stdout"));
     };
-    let found = wait_for(target, Expected::Line(&line), scaled(LINE_WITHIN));
+    let found = wait_for(target, Expected::Line(line), scaled(LINE_WITHIN));
     Ok(judge(
         &found,
-        Expected::Line(&line),
+        Expected::Line(line),
         ctx.strict,
         scaled(LINE_WITHIN),
     ))
