@@ -6,11 +6,14 @@
 //! - [`fake`]: stand-in peers written in a few lines, which reply whatever a test wants;
 //! - [`procfs`]: what /proc says about a running peer (threads, memory, CPU time);
 //! - [`netns`]: test hosts on one switch, made of Linux network namespaces (needs root);
-//! - [`need_tool`]: what a test does when a program it needs (`node`, `prlimit`) is missing;
+//! - [`need_tool`] and [`skip_or_fail`]: what a test does when a program it needs (`node`,
+//!   `prlimit`, `tshark`, `ip`) or root is missing: skip on a developer's machine, fail
+//!   under CI;
 //! - [`run_bounded`]: a short-lived program run to its end, or killed at a deadline.
 //!
-//! The integration tests in `tests/` take it as a dev-dependency; `bench`, `soak` and
-//! `floor` in `src/bin/` are the tools behind `make bench` and `make soak`.
+//! The integration tests in `tests/` and the examples take it as a dev-dependency; `bench`,
+//! `soak`, `floor` and `map_bench` in `src/bin/` are the tools behind `make bench`,
+//! `make soak` and `make map-bench`.
 
 pub mod process;
 pub mod net;
