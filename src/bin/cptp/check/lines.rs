@@ -108,6 +108,20 @@ pub struct Found {
     pub closed: bool,
 }
 
+impl Found {
+    /// Before any line was looked at.
+    fn nothing() -> Found {
+        Found {
+            line: None,
+            matched: Match::No,
+            number: None,
+            extra: Vec::new(),
+            looked_at: Vec::new(),
+            closed: false,
+        }
+    }
+}
+
 /// An expected line.
 #[derive(Clone, Copy)]
 pub enum Expected<'a> {
@@ -129,14 +143,7 @@ impl Expected<'_> {
 pub fn wait_for(target: &mut Target, expected: Expected<'_>, within: Duration) -> Found {
     let deadline = Instant::now() + within;
     let (id, folder) = (target.spec.id.clone(), target.folder());
-    let mut found = Found {
-        line: None,
-        matched: Match::No,
-        number: None,
-        extra: Vec::new(),
-        looked_at: Vec::new(),
-        closed: false,
-    };
+    let mut found = Found::nothing();
     for _ in 0..MAX_LINES_PER_WAIT {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = match target.next_line(left) {
@@ -244,14 +251,7 @@ pub fn expect_sequence(
 /// The very next line, which must match `expected`.
 fn next_must_match(target: &mut Target, expected: Expected<'_>, within: Duration) -> Found {
     let (id, folder) = (target.spec.id.clone(), target.folder());
-    let mut found = Found {
-        line: None,
-        matched: Match::No,
-        number: None,
-        extra: Vec::new(),
-        looked_at: Vec::new(),
-        closed: false,
-    };
+    let mut found = Found::nothing();
     match target.next_line(within) {
         Next::Line(line) => {
             let (matched, number) = match expected {
