@@ -126,6 +126,18 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_thread_sleeps_until_a_tick_ahead() {
+        let clock = Clock::starting_at(5);
+        let next = clock.update();
+        let now = Instant::now();
+        assert!(next > now, "the next tick is in the past");
+        assert!(
+            next - now <= TICK,
+            "the next tick is more than one tick away"
+        );
+    }
+
+    #[test]
     fn the_value_wraps_at_2_pow_32() {
         // Started 3 ticks before the wrap, 5 ticks ago.
         let (value, _) = schedule(u32::MAX - 2, TICK * 5);

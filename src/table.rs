@@ -377,6 +377,44 @@ mod tests {
     }
 
     #[test]
+    fn only_a_joiner_from_elsewhere_at_a_real_address_gets_rewritten_entries() {
+        let table = PeerTable::new("p", 2).unwrap();
+        table.admit(addr(1));
+        let ours = Ipv4Addr::new(198, 18, 0, 1);
+        let far = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 9), 9000);
+        // A joiner on this machine (loopback), or a join that reached no real address of
+        // ours (loopback, unspecified), gets the entries as recorded.
+        for (joiner, local) in [
+            (addr(2), ours),
+            (far, Ipv4Addr::LOCALHOST),
+            (far, Ipv4Addr::UNSPECIFIED),
+        ] {
+            let Admission::Welcome { slot, reply } = table.admit_on(joiner, local) else {
+                panic!("join refused");
+            };
+            assert_eq!(decode(&reply).peers(), &[addr(1)], "{joiner} at {local}");
+            table.remove(slot);
+        }
+    }
+
+    #[test]
+    fn without_loopback_entries_every_joiner_gets_the_cached_reply() {
+        // The common path stays ready-encoded: no copy is made for a joiner from elsewhere.
+        // (A full table, so that asking does not change it.)
+        let table = PeerTable::new("p", 1).unwrap();
+        table.admit(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 5), 7000));
+        let Admission::Redirect { reply: cached } = table.admit(addr(1)) else {
+            panic!("full table admitted");
+        };
+        let joiner = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 9), 9000);
+        let Admission::Redirect { reply } = table.admit_on(joiner, Ipv4Addr::new(198, 18, 0, 1))
+        else {
+            panic!("full table admitted");
+        };
+        assert!(Arc::ptr_eq(&reply, &cached), "a copy was encoded");
+    }
+
+    #[test]
     fn the_rewritten_replies_follow_the_local_address_and_the_table() {
         let table = PeerTable::new("p", 1).unwrap();
         let Admission::Welcome { slot, .. } = table.admit(addr(1)) else {
