@@ -109,6 +109,20 @@ impl fmt::Display for Failure {
     }
 }
 
+/// A failed connect to `peer`, with the likely cause when `peer` refused it.
+fn connect_failure(peer: SocketAddrV4, error: io::Error) -> Failure {
+    let refused = error.kind() == io::ErrorKind::ConnectionRefused;
+    Failure::Connect {
+        hint: refused.then(|| refused_hint(peer)).flatten(),
+        error,
+    }
+}
+
+/// True the first time it is asked about `said`, false ever after.
+fn first_time(said: &mut bool) -> bool {
+    !std::mem::replace(said, true)
+}
+
 /// The likely cause when `peer` refused the connection: a peer there that listens on
 /// loopback only (PROTOCOL 6.6).
 fn refused_hint(peer: SocketAddrV4) -> Option<String> {
@@ -186,16 +200,10 @@ fn attempt(
     said_other_port: &mut bool,
 ) -> Result<(TcpStream, Message), Failure> {
     let left = || deadline.saturating_duration_since(Instant::now());
-    let outbound =
-        connect_from(shared.addr, peer, limits.connect_timeout.min(left())).map_err(|error| {
-            let refused = error.kind() == io::ErrorKind::ConnectionRefused;
-            Failure::Connect {
-                hint: refused.then(|| refused_hint(peer)).flatten(),
-                error,
-            }
-        })?;
+    let outbound = connect_from(shared.addr, peer, limits.connect_timeout.min(left()))
+        .map_err(|error| connect_failure(peer, error))?;
     if let Some(why) = &outbound.other_port
-        && !std::mem::replace(said_other_port, true)
+        && first_time(said_other_port)
     {
         // Joining still beats not joining, but the other side records a port that
         // accepts no joins: say so, once per auto-join.
@@ -331,6 +339,29 @@ mod tests {
             redirect_lines(addr(6000), &redirect),
             "Received ack from p1:6000\n  which is peered with: [127.0.0.1:40000], [127.0.0.1:40001]\n\nThe join has been declined; the auto-join process is performing ...\n\n"
         );
+    }
+
+    #[test]
+    fn only_a_refused_connect_gets_a_hint() {
+        let elsewhere = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 9), 4000);
+        let refused = connect_failure(elsewhere, io::ErrorKind::ConnectionRefused.into());
+        assert!(
+            refused.to_string().contains("may listen on 127.0.0.1 only"),
+            "{refused}"
+        );
+        let timed_out = connect_failure(elsewhere, io::ErrorKind::TimedOut.into());
+        assert!(
+            matches!(timed_out, Failure::Connect { hint: None, .. }),
+            "{timed_out}"
+        );
+    }
+
+    #[test]
+    fn first_time_is_true_once() {
+        let mut said = false;
+        assert!(first_time(&mut said));
+        assert!(!first_time(&mut said));
+        assert!(!first_time(&mut said));
     }
 
     #[test]
