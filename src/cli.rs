@@ -346,11 +346,22 @@ mod tests {
     }
 
     #[test]
+    fn the_system_resolver_knows_localhost() {
+        assert_eq!(resolve_host("localhost"), Some(Ipv4Addr::LOCALHOST));
+    }
+
+    #[test]
     fn bad_input_is_refused_with_a_reason() {
         assert!(error(&["-p", "127.0.0.1"]).contains("no ':PORT'"));
         assert!(error(&["-p", "[::1]:4000"]).contains("IPv6"));
-        assert!(error(&["-p", "::1:4000"]).contains("IPv4"));
-        assert!(error(&["-p", "1.2.3:80"]).contains("IPv4"));
+        // Not an address, and not a name either: refused without asking the resolver.
+        for target in ["::1:4000", "1.2.3:80", ":80", "999.1.1.1:80"] {
+            let message = error(&["-p", target]);
+            assert!(
+                message.ends_with("does not start with an IPv4 address or a host name"),
+                "{target}: {message}"
+            );
+        }
         assert!(error(&["-p", ":80"]).contains("IPv4"));
         assert!(error(&["-p", "0.0.0.0:4000"]).contains("0.0.0.0"));
         assert!(error(&["-p", "nowhere-zero:4000"]).contains("0.0.0.0"));
