@@ -59,10 +59,8 @@ impl Fake {
     /// Starts a fake with ID `id` that answers every connection with `answer`.
     pub fn start(id: &str, answer: Answer) -> std::io::Result<Fake> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = match listener.local_addr()? {
-            SocketAddr::V4(v4) => v4,
-            SocketAddr::V6(_) => return Err(std::io::Error::other("bound an IPv6 address")),
-        };
+        let addr = peer::sockets::ipv4(listener.local_addr()?)
+            .ok_or_else(|| std::io::Error::other("bound an IPv6 address"))?;
         listener.set_nonblocking(true)?;
         let fake = Fake {
             id: id.to_string(),

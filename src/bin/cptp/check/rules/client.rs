@@ -27,10 +27,7 @@ fn dead_address() -> SocketAddrV4 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .ok()
-        .and_then(|a| match a {
-            std::net::SocketAddr::V4(v4) => Some(v4),
-            std::net::SocketAddr::V6(_) => None,
-        })
+        .and_then(peer::sockets::ipv4)
         .unwrap_or_else(|| SocketAddrV4::new([127, 0, 0, 1].into(), 9))
 }
 
