@@ -33,7 +33,9 @@ pub fn address_line(ctx: &Ctx) -> Verdict {
         }
     };
     if let Some((addr, id)) = parse_address_line(&first) {
-        let exact = format!("This peer address is {addr} located at peer1");
+        let exact = peer::output::address_line(addr, "peer1")
+            .trim_end()
+            .to_string();
         return Ok(match id {
             "peer1" => Outcome::pass(exact, first),
             "peer1-2" => Outcome::tolerated(
@@ -56,7 +58,9 @@ pub fn address_line(ctx: &Ctx) -> Verdict {
             },
         ));
     };
-    let exact = format!("This peer address is {addr} located at peer1");
+    let exact = peer::output::address_line(addr, "peer1")
+        .trim_end()
+        .to_string();
     Ok(match compare(&exact, &first, "peer1", "peer1-2") {
         Match::Exact => Outcome::pass(exact, first),
         Match::Cosmetic(why) => Outcome::tolerated(ctx.strict, exact, first, why),
