@@ -3,9 +3,10 @@
 //! with one fault switched on fails exactly the rule that fault breaks. The JSON, JUnit
 //! and Gradescope files are parsed, not just looked at.
 //!
-//! Tests that need `node` follow [`node_or_skip`]: skipped with a message on a developer
+//! Tests that need `node` follow [`peer_tools::need_tool`]: skipped with a message on a developer
 //! machine without it, failed on CI (env `CI` set).
 
+use peer_tools::need_tool;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -32,25 +33,6 @@ fn interop_dir() -> PathBuf {
 /// deadlines out, so a conforming target costs no more time.
 fn time_scale() -> String {
     std::env::var("CPTP_TEST_TIME_SCALE").unwrap_or_else(|_| "3".into())
-}
-
-/// The policy for tests that need `node`: run when it is installed; without it, skip
-/// with a message on stderr, unless `CI` is set, where a missing `node` is a failure.
-fn node_or_skip(test: &str) -> bool {
-    let found = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: node is required on CI but was not found"
-        );
-        eprintln!("{test}: SKIPPED, node not found (install Node.js to run it)");
-    }
-    found
 }
 
 /// One finished run of `cptp check` and the files it wrote.
@@ -113,7 +95,7 @@ fn check(args: &[&str], env: &[(&str, &str)], target: &[&str]) -> Run {
     for (key, value) in env {
         command.env(key, value);
     }
-    let out = command.output().expect("run cptp check");
+    let out = bounded(&mut command);
     let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
     let run = Run {
         code: out.status.code().unwrap_or(-1),
@@ -318,7 +300,7 @@ fn check_fault((fault, options, broken): &Fault) -> Result<(), String> {
 
 #[test]
 fn each_fault_of_the_node_peer_fails_exactly_its_rule() {
-    if !node_or_skip("each_fault_of_the_node_peer_fails_exactly_its_rule") {
+    if !need_tool("node") {
         return;
     }
     // Four workers take faults off one list, each check running six targets at once; a
@@ -342,7 +324,7 @@ fn each_fault_of_the_node_peer_fails_exactly_its_rule() {
 
 #[test]
 fn the_course_style_peer_fails_the_joining_rules_with_reasons() {
-    if !node_or_skip("the_course_style_peer_fails_the_joining_rules_with_reasons") {
+    if !need_tool("node") {
         return;
     }
     // The default course-peer.js: no auto-join, joins from an ephemeral port, and crashes
@@ -402,7 +384,7 @@ fn the_course_style_peer_fails_the_joining_rules_with_reasons() {
 
 #[test]
 fn the_newline_quirk_is_a_warning() {
-    if !node_or_skip("the_newline_quirk_is_a_warning") {
+    if !need_tool("node") {
         return;
     }
     let quirk = || {
@@ -451,10 +433,7 @@ fn start_peer(dir: &Path) -> (std::process::Child, String) {
 fn addr_checks_a_running_peer_server_side_only() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = start_peer(dir.path());
-    let out = Command::new(cptp())
-        .args(["check", "--addr", &addr])
-        .output()
-        .unwrap();
+    let out = bounded(Command::new(cptp()).args(["check", "--addr", &addr]));
     let _ = child.kill();
     let _ = child.wait();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -468,13 +447,7 @@ fn addr_checks_a_running_peer_server_side_only() {
 
 #[test]
 fn usage_list_and_help() {
-    let run = |args: &[&str]| {
-        Command::new(cptp())
-            .arg("check")
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| bounded(Command::new(cptp()).arg("check").args(args));
     for bad in [
         &[][..],
         &["--bogus"],
@@ -557,11 +530,11 @@ fn hostile_targets_fail_with_reasons_and_leave_nothing_behind() {
             .iter()
             .map(|(_, command, _)| {
                 s.spawn(move || {
-                    Command::new(cptp())
-                        .args(["check", "--time-scale", "1", "--"])
-                        .args(command)
-                        .output()
-                        .unwrap()
+                    bounded(
+                        Command::new(cptp())
+                            .args(["check", "--time-scale", "1", "--"])
+                            .args(command),
+                    )
                 })
             })
             .collect();
@@ -637,7 +610,7 @@ fn submission(root: &Path, name: &str, env: &[(&str, &str)]) {
 
 #[test]
 fn submissions_grades_a_class_with_a_row_and_reports_each() {
-    if !node_or_skip("submissions_grades_a_class_with_a_row_and_reports_each") {
+    if !need_tool("node") {
         return;
     }
     let class = tempfile::tempdir().unwrap();
@@ -655,23 +628,23 @@ fn submissions_grades_a_class_with_a_row_and_reports_each() {
     );
     std::fs::create_dir_all(class.path().join("carol")).unwrap(); // submitted nothing
     let out_dir = class.path().join("reports");
-    let out = Command::new(cptp())
-        .args([
-            "check",
-            "--time-scale",
-            &time_scale(),
-            "--rule",
-            "5.2",
-            "--rule",
-            "7.1",
-        ])
-        .arg("--submissions")
-        .arg(class.path())
-        .args(["-j", "3", "--out"])
-        .arg(&out_dir)
-        .args(["--", "node", "peer.js"])
-        .output()
-        .unwrap();
+    let out = bounded(
+        Command::new(cptp())
+            .args([
+                "check",
+                "--time-scale",
+                &time_scale(),
+                "--rule",
+                "5.2",
+                "--rule",
+                "7.1",
+            ])
+            .arg("--submissions")
+            .arg(class.path())
+            .args(["-j", "3", "--out"])
+            .arg(&out_dir)
+            .args(["--", "node", "peer.js"]),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     let row = |name: &str| {
@@ -706,14 +679,14 @@ fn submissions_grades_a_class_with_a_row_and_reports_each() {
     let csv = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
     // A second run does not grade the reports folder inside the class folder.
-    let out = Command::new(cptp())
-        .args(["check", "--rule", "7.1-address-joinable", "--submissions"])
-        .arg(class.path())
-        .arg("--out")
-        .arg(&out_dir)
-        .args(["--", "node", "peer.js"])
-        .output()
-        .unwrap();
+    let out = bounded(
+        Command::new(cptp())
+            .args(["check", "--rule", "7.1-address-joinable", "--submissions"])
+            .arg(class.path())
+            .arg("--out")
+            .arg(&out_dir)
+            .args(["--", "node", "peer.js"]),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("3 submissions"), "{stdout}");
     assert!(!stdout.contains("\nreports "), "{stdout}");
@@ -742,7 +715,7 @@ fn points_weight_the_score() {
 
 #[test]
 fn the_gradescope_autograder_script_writes_results() {
-    if !node_or_skip("the_gradescope_autograder_script_writes_results") {
+    if !need_tool("node") {
         return;
     }
     let root = tempfile::tempdir().unwrap();
@@ -753,16 +726,16 @@ fn the_gradescope_autograder_script_writes_results() {
     )
     .unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/gradescope/run_autograder");
-    let out = Command::new("bash")
-        .arg(&script)
-        .env("AUTOGRADER_ROOT", root.path())
-        .env("CPTP", cptp())
-        .env(
-            "CPTP_CHECK_OPTIONS",
-            format!("--time-scale {} --rule 5.1 --rule 6.2", time_scale()),
-        )
-        .output()
-        .unwrap();
+    let out = bounded(
+        Command::new("bash")
+            .arg(&script)
+            .env("AUTOGRADER_ROOT", root.path())
+            .env("CPTP", cptp())
+            .env(
+                "CPTP_CHECK_OPTIONS",
+                format!("--time-scale {} --rule 5.1 --rule 6.2", time_scale()),
+            ),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -791,7 +764,7 @@ s.listen(0, '127.0.0.1', () => console.log(`This peer address is 127.0.0.1:${s.a
 
 #[test]
 fn a_49_kb_reply_fails_without_flooding_the_report() {
-    if !node_or_skip("a_49_kb_reply_fails_without_flooding_the_report") {
+    if !need_tool("node") {
         return;
     }
     let run = check(
@@ -817,4 +790,10 @@ fn a_49_kb_reply_fails_without_flooding_the_report() {
         "{} bytes of report",
         run.stdout.len()
     );
+}
+
+/// Runs `command` to its end; a run of `cptp` that hangs fails the test instead of hanging
+/// it (a whole check ends within minutes even with the tests' tripled deadlines).
+fn bounded(command: &mut Command) -> Output {
+    peer_tools::run_bounded(command, Duration::from_secs(600)).unwrap_or_else(|e| panic!("{e}"))
 }

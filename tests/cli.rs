@@ -9,12 +9,12 @@ const PEER: &str = env!("CARGO_BIN_EXE_peer");
 
 fn run_to_end(args: &[&str]) -> (i32, String, String) {
     let scratch = Scratch::new(PEER);
-    let out = Command::new(PEER)
-        .args(args)
-        .current_dir(scratch.folder("peer1-2"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run peer");
+    let out = bounded(
+        Command::new(PEER)
+            .args(args)
+            .current_dir(scratch.folder("peer1-2"))
+            .stdin(Stdio::null()),
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -136,4 +136,9 @@ fn debug_logging_shows_each_message_decoded_and_in_hex() {
         &format!("received from {target}: Welcome from 'peer1' listing 1 peer: {first}"),
         "; bytes: E0 20 01 05 70 65 65 72 31 7F 00 00 01",
     ]);
+}
+
+/// Runs `command` to its end, which a command line that only prints comes to at once.
+fn bounded(command: &mut Command) -> std::process::Output {
+    peer_tools::run_bounded(command, peer_tools::PATIENCE).unwrap_or_else(|e| panic!("{e}"))
 }
