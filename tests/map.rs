@@ -7,9 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 type Link = (SocketAddrV4, SocketAddrV4);
@@ -31,34 +30,19 @@ struct Run {
 
 /// Runs `cptp map ARGS` in `dir`, killing it if it is still running after a deadline.
 fn cptp_map(dir: &Path, args: &[&str]) -> Run {
-    let out = dir.join("map.out");
-    let err = dir.join("map.err");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cptp"))
-        .arg("map")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .env_remove("RUST_LOG")
-        .spawn()
-        .expect("start cptp");
-    let deadline = Instant::now() + PATIENCE * 3;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("cptp map {args:?} still running after {:?}", PATIENCE * 3);
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
+    let out = peer_tools::run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_cptp"))
+            .arg("map")
+            .args(args)
+            .current_dir(dir)
+            .env_remove("RUST_LOG"),
+        PATIENCE * 3,
+    )
+    .unwrap_or_else(|e| panic!("cptp map {args:?}: {e}"));
     Run {
-        code: status.code(),
-        stdout: std::fs::read_to_string(out).unwrap(),
-        stderr: std::fs::read_to_string(err).unwrap(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
