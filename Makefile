@@ -1,7 +1,8 @@
 # `make demo` runs the course's three-peer chain and maps it (target/demo/map.svg);
 # `make demo-hosts` runs it on three namespace hosts (as root); `make test` runs every
-# check CI runs. The peer is the root package; tools/ (package peer-tools) holds the
-# test-support library and the bench, soak, floor and map-bench programs.
+# check CI runs. The workspace: the peer is the root package; cptp/ is the toolbox
+# (probe, check, map) with the harness every test runs peers through; tools/ (package
+# peer-tools) holds the bench, soak, floor and map-bench programs.
 
 CARGO ?= cargo
 PEER := target/release/peer
@@ -25,7 +26,8 @@ unit:
 
 # examples/demo.rs starts the three peers through peer-tools' harness.
 demo:
-	$(CARGO) build --release --bin peer --bin cptp --example demo
+	$(CARGO) build --release --bin peer --example demo
+	$(CARGO) build --release -p cptp
 	target/release/examples/demo $(PEER) 3
 
 # The same chain on three machines made of network namespaces (198.18.0.1-3); needs root.
@@ -59,7 +61,8 @@ mutants:
 
 # cptp map on 1,000 real peers (tables of 3) joined into one overlay on 127.0.0.1: the time.
 map-bench:
-	$(CARGO) build --release --bin peer --bin cptp
+	$(CARGO) build --release --bin peer
+	$(CARGO) build --release -p cptp
 	$(CARGO) build --release -p peer-tools --bin map_bench
 	target/release/map_bench $(PEER) target/release/cptp 1000 64,32,16,64,32,16
 

@@ -10,7 +10,7 @@
 //!
 //! Usage: `demo PATH-TO-PEER-BINARY [SECONDS]`
 
-use peer_tools::{PeerProcess, Scratch, run_bounded};
+use cptp::harness::{Process, Scratch, run_bounded};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::thread;
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     println!("Starting the chain peer1-2 <- peer2-1 <- peer3-2");
     let scratch = Scratch::new(&binary);
     // Each peer joins only once the one before has joined, so the chain forms in order.
-    let joined = |peer: &mut PeerProcess| {
+    let joined = |peer: &mut Process| {
         peer.wait_for("its join", |l| l.starts_with("Connected to peer"));
     };
     let start = |name: &str, args: &[&str]| scratch.command(name, args).try_run();
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
 }
 
 /// Every line `peer` has printed on stdout so far.
-fn printed(peer: &mut PeerProcess) -> Vec<String> {
+fn printed(peer: &mut Process) -> Vec<String> {
     while peer.poll_line().is_some() {}
     peer.seen.clone()
 }

@@ -2,14 +2,14 @@
 //!
 //! The machines are Linux network namespaces plugged into one bridge, with the addresses
 //! 198.18.0.1, .2 and .3 (the benchmarking range; nothing leaves them), built by
-//! `peer_tools::netns`. Each peer listens on every interface (`-b 0.0.0.0`), so its first
+//! `cptp::harness::netns`. Each peer listens on every interface (`-b 0.0.0.0`), so its first
 //! line shows its machine's address, and joins the previous machine's peer by that
 //! address once that peer's own join is done. Everything is removed at the end.
 //!
 //! Usage: `demo_hosts PATH-TO-PEER-BINARY [SECONDS]`
 
-use peer_tools::netns::Net;
-use peer_tools::{PATIENCE, PeerProcess, Scratch};
+use cptp::harness::netns::Net;
+use cptp::harness::{PATIENCE, Process, Scratch};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
@@ -69,8 +69,8 @@ fn main() -> ExitCode {
 
 /// Starts peer `i` on machine `i`, joining the one before, and waits (up to
 /// [`PATIENCE`]) for its join to be done, so the chain forms in order.
-fn start_chain(net: &Net, scratch: &Scratch) -> Result<Vec<PeerProcess>, String> {
-    let mut peers: Vec<PeerProcess> = Vec::new();
+fn start_chain(net: &Net, scratch: &Scratch) -> Result<Vec<Process>, String> {
+    let mut peers: Vec<Process> = Vec::new();
     for (i, folder) in FOLDERS.iter().enumerate() {
         // The address from the previous peer's first line, as the harness parsed it.
         let target = peers.last().map(|p| p.addr.to_string());

@@ -1,7 +1,7 @@
 //! Peers joining peers (PROTOCOL 6): the course's three-peer chain, handed-out addresses, auto-join.
 
-use peer::wire::{Kind, Message};
-use peer_tools::{FakePeer, Scratch, dead_address, join, listed};
+use cptp::contract::{Kind, Message};
+use cptp::harness::{Fake, Scratch, dead_address, join, listed};
 use std::time::Instant;
 
 /// The peer binary Cargo built for these tests.
@@ -54,9 +54,9 @@ fn three_peer_chain_redirects_and_auto_joins() {
     assert_eq!(listed(peer1.addr), vec![peer2.addr, peer3.addr]);
     assert_eq!(listed(peer2.addr), vec![peer1.addr]);
     // peer3 has one free slot: its Welcome lists the table before the joiner.
-    let (_link, welcome, _) = join(peer3.addr);
-    assert_eq!(welcome.kind(), Kind::Welcome);
-    assert_eq!(welcome.peers(), &[peer1.addr]);
+    let (_link, welcome, _) = join(peer3.addr).into_parts();
+    assert_eq!(welcome.kind, Kind::Welcome);
+    assert_eq!(welcome.peers, &[peer1.addr]);
     assert_eq!(welcome.sender_id(), "peer3");
     for p in [&peer1, &peer2, &peer3] {
         assert!(p.stderr().is_empty(), "{:?}", p.stderr());
@@ -70,17 +70,17 @@ fn the_address_handed_out_for_a_peer_accepts_joins() {
     let mut peer2 = scratch.start("peer2-2", &["-p", &peer1.addr.to_string()]);
     peer2.wait_for("the join", |l| l.starts_with("Connected to peer peer1:"));
     // peer1 is full: its Redirect lists peer2 under the address peer1 saw.
-    let (_, redirect, _) = join(peer1.addr);
-    assert_eq!(redirect.kind(), Kind::Redirect);
+    let (_, redirect, _) = join(peer1.addr).into_parts();
+    assert_eq!(redirect.kind, Kind::Redirect);
     assert_eq!(
-        redirect.peers(),
+        redirect.peers,
         &[peer2.addr],
         "peer2 joined from its listening port"
     );
-    let (_link, welcome, _) = join(redirect.peers()[0]);
-    assert_eq!(welcome.kind(), Kind::Welcome);
+    let (_link, welcome, _) = join(redirect.peers[0]).into_parts();
+    assert_eq!(welcome.kind, Kind::Welcome);
     assert_eq!(welcome.sender_id(), "peer2");
-    assert_eq!(welcome.peers(), &[peer1.addr]);
+    assert_eq!(welcome.peers, &[peer1.addr]);
 }
 
 #[test]
@@ -90,19 +90,11 @@ fn auto_join_follows_two_levels_of_redirects_past_unreachable_peers() {
     let unreachable = dead_address();
     let second = {
         let list = vec![target.addr, unreachable];
-        FakePeer::replying(
-            Message::new(Kind::Redirect, "second", list)
-                .unwrap()
-                .to_bytes(),
-        )
+        Fake::replying(Message::new(Kind::Redirect, "second", list).encode())
     };
     let first = {
         let list = vec![unreachable, second.addr];
-        FakePeer::replying(
-            Message::new(Kind::Redirect, "first", list)
-                .unwrap()
-                .to_bytes(),
-        )
+        Fake::replying(Message::new(Kind::Redirect, "first", list).encode())
     };
     let mut joiner = scratch.start("joiner-2", &["-p", &first.addr.to_string()]);
     joiner.expect_redirect("first", first.addr.port(), &[unreachable, second.addr]);
@@ -142,9 +134,9 @@ fn a_network_with_no_free_slot_leaves_the_joiner_standalone_and_serving() {
         .cloned()
         .collect();
     assert_eq!(tried.len(), 2, "each peer tried once: {tried:?}");
-    let (_link, welcome, _) = join(peer3.addr);
+    let (_link, welcome, _) = join(peer3.addr).into_parts();
     assert_eq!(
-        welcome.kind(),
+        welcome.kind,
         Kind::Welcome,
         "a standalone peer still serves"
     );

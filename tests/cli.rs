@@ -1,7 +1,7 @@
 //! The command line (PROTOCOL 2) and the first line (PROTOCOL 7.1), through the real binary.
 
-use peer::wire::Kind;
-use peer_tools::{Scratch, join};
+use cptp::contract::Kind;
+use cptp::harness::{Scratch, join};
 use std::process::{Command, Stdio};
 
 /// The peer binary Cargo built for these tests.
@@ -72,8 +72,8 @@ fn the_first_line_names_the_address_and_the_folder_id() {
     assert_ne!(peer.addr.port(), 0);
     // The size 3 comes from the folder: three Welcomes, then a Redirect.
     let links: Vec<_> = (0..3).map(|_| join(peer.addr)).collect();
-    assert!(links.iter().all(|(_, m, _)| m.kind() == Kind::Welcome));
-    assert_eq!(join(peer.addr).1.kind(), Kind::Redirect);
+    assert!(links.iter().all(|j| j.message.kind == Kind::Welcome));
+    assert_eq!(join(peer.addr).message.kind, Kind::Redirect);
 }
 
 #[test]
@@ -81,9 +81,13 @@ fn flags_override_the_folder() {
     let scratch = Scratch::new(PEER);
     let peer = scratch.start("peer7-3", &["-i", "alice", "-n", "1"]);
     assert_eq!(peer.id, "alice");
-    let (_link, welcome, _) = join(peer.addr);
+    let (_link, welcome, _) = join(peer.addr).into_parts();
     assert_eq!(welcome.sender_id(), "alice");
-    assert_eq!(join(peer.addr).1.kind(), Kind::Redirect, "-n 1 holds one");
+    assert_eq!(
+        join(peer.addr).message.kind,
+        Kind::Redirect,
+        "-n 1 holds one"
+    );
 }
 
 #[test]
@@ -93,8 +97,12 @@ fn a_folder_that_does_not_fit_warns_and_runs() {
     assert_eq!(peer.id, "workspace");
     peer.wait_for_stderr(&["WARN", "'workspace' is not ID-SIZE"]);
     let links: Vec<_> = (0..2).map(|_| join(peer.addr)).collect();
-    assert!(links.iter().all(|(_, m, _)| m.kind() == Kind::Welcome));
-    assert_eq!(join(peer.addr).1.kind(), Kind::Redirect, "default size 2");
+    assert!(links.iter().all(|j| j.message.kind == Kind::Welcome));
+    assert_eq!(
+        join(peer.addr).message.kind,
+        Kind::Redirect,
+        "default size 2"
+    );
 }
 
 #[test]
@@ -114,8 +122,8 @@ fn binding_all_interfaces_shows_it_and_accepts_on_loopback() {
         assert_eq!(shown, route);
     }
     let loopback = std::net::SocketAddrV4::new([127, 0, 0, 1].into(), peer.addr.port());
-    let (_link, welcome, _) = join(loopback);
-    assert_eq!(welcome.kind(), Kind::Welcome);
+    let (_link, welcome, _) = join(loopback).into_parts();
+    assert_eq!(welcome.kind, Kind::Welcome);
 }
 
 #[test]
@@ -123,7 +131,7 @@ fn debug_logging_shows_each_message_decoded_and_in_hex() {
     let scratch = Scratch::new(PEER);
     let debug = |name, args| scratch.command(name, args).env("RUST_LOG", "debug").run();
     let peer1 = debug("peer1-2", &[]);
-    let (first, _, _) = join(peer1.addr);
+    let (first, _, _) = join(peer1.addr).into_parts();
     let first = first.local_addr().unwrap();
     peer1.wait_for_stderr(&[
         "sent to",
@@ -140,5 +148,5 @@ fn debug_logging_shows_each_message_decoded_and_in_hex() {
 
 /// Runs `command` to its end, which a command line that only prints comes to at once.
 fn bounded(command: &mut Command) -> std::process::Output {
-    peer_tools::run_bounded(command, peer_tools::PATIENCE).unwrap_or_else(|e| panic!("{e}"))
+    cptp::harness::run_bounded(command, cptp::harness::PATIENCE).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -4,10 +4,10 @@
 //! binary's three-peer chain on loopback.
 //!
 //! Needs `tshark` (with Lua); where it is missing the tests say so and pass, except under
-//! `CI`, where they fail (see [`peer_tools::skip_or_fail`]). Set `CPTP_KEEP_PCAPS=DIR` to keep the
+//! `CI`, where they fail (see [`cptp::harness::skip_or_fail`]). Set `CPTP_KEEP_PCAPS=DIR` to keep the
 //! captures for a look in Wireshark.
 
-use peer_tools::{PATIENCE, Scratch, run_bounded, skip_or_fail};
+use cptp::harness::{PATIENCE, Scratch, run_bounded, skip_or_fail};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
@@ -22,7 +22,7 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/wireshark/cpt
 /// The longest one tshark run over a capture file may take (a few hundred frames).
 const DECODE_LIMIT: Duration = Duration::from_secs(60);
 
-/// True when `tshark` runs and loads Lua; otherwise applies [`peer_tools::skip_or_fail`].
+/// True when `tshark` runs and loads Lua; otherwise applies [`cptp::harness::skip_or_fail`].
 fn have_tshark() -> bool {
     match run_bounded(Command::new("tshark").arg("-v"), PATIENCE) {
         Ok(out) if out.status.success() => {
@@ -911,7 +911,7 @@ struct LiveCapture {
 
 impl LiveCapture {
     /// Starts capturing TCP on `lo` into `file` and waits until a canary connection shows
-    /// up; `None` (after [`peer_tools::skip_or_fail`]) when that does not happen within [`PATIENCE`],
+    /// up; `None` (after [`cptp::harness::skip_or_fail`]) when that does not happen within [`PATIENCE`],
     /// e.g. without capture permission.
     fn start(tshark: &Tshark, file: &Path) -> Option<LiveCapture> {
         let mut child = tshark

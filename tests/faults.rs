@@ -1,10 +1,10 @@
 //! The joiner against misbehaving peers (PROTOCOL 4.5, 6.4): each is reported on stderr with the peer's
 //! address and what went wrong, nothing panics, and the peer keeps serving.
 
-use peer::sockets::ipv4;
-use peer::wire::{Kind, Message};
-use peer_tools::{
-    FakePeer, PATIENCE, PeerProcess, Scratch, dead_address, hold_open, jammed_listener, join,
+use cptp::contract::{Kind, Message};
+use cptp::harness::sockets::ipv4;
+use cptp::harness::{
+    Fake, PATIENCE, Process, Scratch, dead_address, hold_open, jammed_listener, join,
 };
 use std::io::Write;
 use std::thread;
@@ -17,7 +17,7 @@ const STANDALONE: &str = "No peer accepted the join; running standalone";
 
 /// Starts a joiner against `fake`, waits for it to give up, and checks that it reported
 /// `complaint` about the fake, did not panic, and still accepts joins.
-fn joiner_reports(fake: &FakePeer, complaint: &str) -> PeerProcess {
+fn joiner_reports(fake: &Fake, complaint: &str) -> Process {
     let scratch = Scratch::new(PEER);
     let mut joiner = scratch.start("joiner-2", &["-p", &fake.addr.to_string()]);
     joiner.expect_lines(&[STANDALONE]);
@@ -35,8 +35,8 @@ fn joiner_reports(fake: &FakePeer, complaint: &str) -> PeerProcess {
         [&line],
         "one line about the peer; stderr: {stderr:#?}"
     );
-    let (_link, welcome, _) = join(joiner.addr);
-    assert_eq!(welcome.kind(), Kind::Welcome, "still serving");
+    let (_link, welcome, _) = join(joiner.addr).into_parts();
+    assert_eq!(welcome.kind, Kind::Welcome, "still serving");
     assert!(joiner.is_running());
     assert!(
         !joiner.stderr().iter().any(|l| l.contains("panicked")),
@@ -48,19 +48,19 @@ fn joiner_reports(fake: &FakePeer, complaint: &str) -> PeerProcess {
 
 #[test]
 fn wrong_version_is_reported() {
-    let fake = FakePeer::replying(vec![0x20, 0x20, 0x00, 0x02, b'p', b'1']);
+    let fake = Fake::replying(vec![0x20, 0x20, 0x00, 0x02, b'p', b'1']);
     joiner_reports(&fake, "wrong protocol version 1");
 }
 
 #[test]
 fn unknown_type_is_reported() {
-    let fake = FakePeer::replying(vec![0xE0, 0x60, 0x00, 0x02, b'p', b'1']);
+    let fake = Fake::replying(vec![0xE0, 0x60, 0x00, 0x02, b'p', b'1']);
     joiner_reports(&fake, "unknown message type 3");
 }
 
 #[test]
 fn truncated_message_is_reported() {
-    let fake = FakePeer::start(1, |mut stream| {
+    let fake = Fake::serve(|mut stream| {
         // Announces one peer, sends half of it, then closes.
         let _ = stream.write_all(&[0xE0, 0x20, 0x01, 0x02, b'p', b'1', 127, 0]);
     });
@@ -69,13 +69,13 @@ fn truncated_message_is_reported() {
 
 #[test]
 fn a_peer_that_closes_without_replying_is_reported() {
-    let fake = FakePeer::start(1, drop);
+    let fake = Fake::serve(drop);
     joiner_reports(&fake, "closed the link without replying");
 }
 
 #[test]
 fn silence_times_out_after_five_seconds() {
-    let fake = FakePeer::start(1, hold_open);
+    let fake = Fake::serve(hold_open);
     let started = Instant::now();
     joiner_reports(&fake, "sent no reply within 5.0 s");
     let took = started.elapsed();
@@ -84,9 +84,9 @@ fn silence_times_out_after_five_seconds() {
 
 #[test]
 fn a_valid_message_followed_by_junk_joins() {
-    let welcome = Message::new(Kind::Welcome, "node7", vec![]).unwrap();
-    let bytes = [welcome.to_bytes(), b"\n\0\0\0garbage".to_vec()].concat();
-    let fake = FakePeer::replying(bytes);
+    let welcome = Message::new(Kind::Welcome, "node7", vec![]);
+    let bytes = [welcome.encode(), b"\n\0\0\0garbage".to_vec()].concat();
+    let fake = Fake::replying(bytes);
     let scratch = Scratch::new(PEER);
     let mut joiner = scratch.start("joiner-2", &["-p", &fake.addr.to_string()]);
     let line = joiner.next_line();
@@ -97,8 +97,8 @@ fn a_valid_message_followed_by_junk_joins() {
     assert!(line.starts_with(&prefix), "{line}");
     joiner.expect_lines(&[&format!("Received ack from node7:{}", fake.addr.port())]);
     // The fake is in the table: the joiner's next Welcome lists it.
-    let (_link, next, _) = join(joiner.addr);
-    assert_eq!(next.peers(), &[fake.addr]);
+    let (_link, next, _) = join(joiner.addr).into_parts();
+    assert_eq!(next.peers, &[fake.addr]);
     assert!(joiner.stderr().is_empty(), "{:?}", joiner.stderr());
 }
 
@@ -109,18 +109,18 @@ fn an_unreachable_first_peer_is_reported() {
     let mut joiner = scratch.start("joiner-2", &["-p", &dead.to_string()]);
     joiner.expect_lines(&[STANDALONE]);
     joiner.wait_for_stderr(&[&dead.to_string(), "cannot connect"]);
-    let (_link, welcome, _) = join(joiner.addr);
-    assert_eq!(welcome.kind(), Kind::Welcome);
+    let (_link, welcome, _) = join(joiner.addr).into_parts();
+    assert_eq!(welcome.kind, Kind::Welcome);
 }
 
 #[test]
 fn a_bad_peer_in_a_redirect_is_skipped() {
     let scratch = Scratch::new(PEER);
     let mut good = scratch.start("good-2", &[]);
-    let bad = FakePeer::replying(vec![0xFF; 4]); // V = 7, type 255
+    let bad = Fake::replying(vec![0xFF; 4]); // V = 7, type 255
     let list = vec![bad.addr, good.addr];
-    let redirect = Message::new(Kind::Redirect, "r", list).unwrap().to_bytes();
-    let first = FakePeer::replying(redirect);
+    let redirect = Message::new(Kind::Redirect, "r", list).encode();
+    let first = Fake::replying(redirect);
     let mut joiner = scratch.start("joiner-2", &["-p", &first.addr.to_string()]);
     joiner.wait_for("the join", |l| {
         l.starts_with(&format!("Connected to peer good:{}", good.addr.port()))
@@ -142,9 +142,9 @@ fn garbage_sent_to_the_server_does_not_stop_it() {
     thread::sleep(Duration::from_millis(50));
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let (_link, reply, _) = join(peer.addr);
-        if reply.kind() == Kind::Welcome || Instant::now() > deadline {
-            assert_eq!(reply.kind(), Kind::Welcome, "slot never freed");
+        let (_link, reply, _) = join(peer.addr).into_parts();
+        if reply.kind == Kind::Welcome || Instant::now() > deadline {
+            assert_eq!(reply.kind, Kind::Welcome, "slot never freed");
             break;
         }
     }
@@ -161,10 +161,8 @@ fn a_welcome_after_the_table_filled_up_closes_that_link() {
     let (go_tx, go_rx) = channel::<()>();
     let (closed_tx, closed_rx) = channel();
     let go_rx = Arc::new(Mutex::new(go_rx));
-    let welcome = Message::new(Kind::Welcome, "slow", vec![])
-        .unwrap()
-        .to_bytes();
-    let fake = FakePeer::start(1, move |mut stream| {
+    let welcome = Message::new(Kind::Welcome, "slow", vec![]).encode();
+    let fake = Fake::serve(move |mut stream| {
         let _ = arrived_tx.send(());
         // Hold the Welcome back until the joiner's own table is full.
         let _ = go_rx.lock().unwrap().recv_timeout(PATIENCE);
@@ -177,12 +175,8 @@ fn a_welcome_after_the_table_filled_up_closes_that_link() {
     arrived_rx
         .recv_timeout(PATIENCE)
         .expect("the joiner connects");
-    let (_link, welcome, _) = join(joiner.addr);
-    assert_eq!(
-        welcome.kind(),
-        Kind::Welcome,
-        "the table's one slot is taken"
-    );
+    let (_link, welcome, _) = join(joiner.addr).into_parts();
+    assert_eq!(welcome.kind, Kind::Welcome, "the table's one slot is taken");
     let line = joiner.next_line();
     assert!(line.starts_with("Connected from peer"), "{line}");
     go_tx.send(()).unwrap();
@@ -200,10 +194,10 @@ fn a_joiner_never_tries_itself() {
     let good_addr = good.addr;
     // The joiner connects from its listening port, so the fake learns the joiner's own
     // address from the connection, and lists it first.
-    let fake = FakePeer::start(1, move |mut stream| {
+    let fake = Fake::serve(move |mut stream| {
         let me = stream.peer_addr().ok().and_then(ipv4).expect("IPv4");
-        let redirect = Message::new(Kind::Redirect, "mirror", vec![me, good_addr]).unwrap();
-        let _ = stream.write_all(&redirect.to_bytes());
+        let redirect = Message::new(Kind::Redirect, "mirror", vec![me, good_addr]);
+        let _ = stream.write_all(&redirect.encode());
         hold_open(stream);
     });
     let mut joiner = scratch.start("joiner-2", &["-p", &fake.addr.to_string()]);
@@ -246,8 +240,8 @@ fn a_redirect_to_another_machine_is_skipped_with_bind_advice() {
     let scratch = Scratch::new(PEER);
     let mut good = scratch.start("good-2", &[]);
     let elsewhere: std::net::SocketAddrV4 = "198.18.0.9:4000".parse().unwrap();
-    let redirect = Message::new(Kind::Redirect, "r", vec![elsewhere, good.addr]).unwrap();
-    let first = FakePeer::replying(redirect.to_bytes());
+    let redirect = Message::new(Kind::Redirect, "r", vec![elsewhere, good.addr]);
+    let first = Fake::replying(redirect.encode());
     let mut joiner = scratch.start("joiner-2", &["-p", &first.addr.to_string()]);
     joiner.wait_for("the join", |l| l.starts_with("Connected to peer good:"));
     let advice = joiner.wait_for_stderr(&[&elsewhere.to_string(), "another machine"]);

@@ -9,8 +9,8 @@
 //! Building hosts needs root and `ip`. Where they cannot be built the tests say so on
 //! stderr and pass, except under CI (env `CI` set), where that is a failure ([`hosts`]).
 
-use peer_tools::netns::Net;
-use peer_tools::{PATIENCE, PeerProcess, Scratch, run_bounded};
+use cptp::harness::netns::Net;
+use cptp::harness::{PATIENCE, Process, Scratch, run_bounded};
 use std::time::{Duration, Instant};
 
 /// The peer binary Cargo built for these tests.
@@ -29,7 +29,7 @@ fn hosts(count: usize) -> Option<Hosts> {
             scratch: Scratch::new(PEER),
         }),
         Err(why) => {
-            peer_tools::skip_or_fail(&format!(
+            cptp::harness::skip_or_fail(&format!(
                 "cannot build test hosts ({why}); they need root and `ip`"
             ));
             None
@@ -45,7 +45,7 @@ struct Hosts {
 
 impl Hosts {
     /// Starts a peer on host `i` in the folder `folder` and waits for its address line.
-    fn start(&self, i: usize, folder: &str, args: &[&str]) -> PeerProcess {
+    fn start(&self, i: usize, folder: &str, args: &[&str]) -> Process {
         self.scratch
             .command(folder, args)
             .under(&self.net.exec(i))
@@ -74,7 +74,7 @@ impl Hosts {
 }
 
 /// Reads `peer`'s lines until one starts with `prefix`; returns it.
-fn wait_for_prefix(peer: &mut PeerProcess, prefix: &str) -> String {
+fn wait_for_prefix(peer: &mut Process, prefix: &str) -> String {
     peer.wait_for(prefix, |l| l.starts_with(prefix))
 }
 

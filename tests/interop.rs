@@ -1,22 +1,25 @@
 //! Interoperation with a peer written the way the course's Node.js peers are
-//! (`tests/interop/course-peer.js`): its own bit packing in JavaScript, joins from an
+//! (`cptp/tests/fixtures/course-peer.js`): its own bit packing in JavaScript, joins from an
 //! ephemeral port, and optionally a newline after every message.
 //!
 //! Needs `node`: where it is missing each test says so and is skipped, except under CI
-//! (`CI` set), where that is a failure ([`peer_tools::need_tool`]).
+//! (`CI` set), where that is a failure ([`cptp::harness::need_tool`]).
 
-use peer::wire::{Kind, Message};
-use peer_tools::{PeerProcess, Scratch, Start, join, local_addr, need_tool};
+use cptp::contract::{Kind, Message};
+use cptp::harness::{Process, Scratch, Start, join, local_addr, need_tool};
 
 /// The peer binary Cargo built for these tests.
 const PEER: &str = env!("CARGO_BIN_EXE_peer");
 
 /// The Node.js peer, run by `node`.
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/course-peer.js");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/cptp/tests/fixtures/course-peer.js"
+);
 
 /// Starts the Node.js peer in the folder `name` (ID-SIZE) of `scratch`; with `quirk`, it
 /// sends a newline after every message.
-fn start_node(scratch: &Scratch, name: &str, args: &[&str], quirk: bool) -> PeerProcess {
+fn start_node(scratch: &Scratch, name: &str, args: &[&str], quirk: bool) -> Process {
     let args = [&[SCRIPT], args].concat();
     let node = Start::new("node", &scratch.folder(name), &args);
     match quirk {
@@ -32,17 +35,12 @@ fn node_replies_are_byte_for_byte_ours() {
     }
     let scratch = Scratch::new(PEER);
     let node = start_node(&scratch, "n1-1", &[], false);
-    let (first, _, raw) = join(node.addr);
-    assert_eq!(
-        raw,
-        Message::new(Kind::Welcome, "n1", vec![])
-            .unwrap()
-            .to_bytes()
-    );
+    let (first, _, raw) = join(node.addr).into_parts();
+    assert_eq!(raw, Message::new(Kind::Welcome, "n1", vec![]).encode());
     let seen = local_addr(&first);
-    let (_, _, raw) = join(node.addr);
-    let redirect = Message::new(Kind::Redirect, "n1", vec![seen]).unwrap();
-    assert_eq!(raw, redirect.to_bytes());
+    let (_, _, raw) = join(node.addr).into_parts();
+    let redirect = Message::new(Kind::Redirect, "n1", vec![seen]);
+    assert_eq!(raw, redirect.encode());
 }
 
 #[test]

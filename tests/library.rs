@@ -1,9 +1,9 @@
 //! The library's own entry points: the auto-join's bounds (PROTOCOL 6.5) and stopping a running node.
 
+use cptp::contract::{Kind, Message};
+use cptp::harness::{Fake, PATIENCE, hold_open, jammed_listener, join};
 use peer::joiner::{self, JoinLimits};
 use peer::node::{Config, Node};
-use peer::wire::{Kind, Message};
-use peer_tools::{FakePeer, PATIENCE, hold_open, jammed_listener, join};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -23,10 +23,10 @@ fn node(limits: JoinLimits) -> Node {
 }
 
 /// A fake that counts its connections and redirects each to `next`.
-fn redirector(next: Vec<SocketAddrV4>, count: &Arc<AtomicUsize>) -> FakePeer {
-    let bytes = Message::new(Kind::Redirect, "r", next).unwrap().to_bytes();
+fn redirector(next: Vec<SocketAddrV4>, count: &Arc<AtomicUsize>) -> Fake {
+    let bytes = Message::new(Kind::Redirect, "r", next).encode();
     let count = Arc::clone(count);
-    FakePeer::start(1, move |mut stream| {
+    Fake::serve(move |mut stream| {
         count.fetch_add(1, Ordering::Relaxed);
         let _ = stream.write_all(&bytes);
         hold_open(stream);
@@ -55,7 +55,7 @@ fn auto_join_stops_after_its_attempt_limit() {
 
 #[test]
 fn auto_join_stops_at_its_time_budget() {
-    let silent: Vec<FakePeer> = (0..5).map(|_| FakePeer::start(1, hold_open)).collect();
+    let silent: Vec<Fake> = (0..5).map(|_| Fake::serve(hold_open)).collect();
     let first = {
         let count = Arc::new(AtomicUsize::new(0));
         redirector(silent.iter().map(|f| f.addr).collect(), &count)
@@ -76,10 +76,10 @@ fn auto_join_stops_at_its_time_budget() {
 }
 
 /// A fake that counts its connections and answers each with a Welcome.
-fn welcomer(count: &Arc<AtomicUsize>) -> FakePeer {
-    let bytes = Message::new(Kind::Welcome, "w", vec![]).unwrap().to_bytes();
+fn welcomer(count: &Arc<AtomicUsize>) -> Fake {
+    let bytes = Message::new(Kind::Welcome, "w", vec![]).encode();
     let count = Arc::clone(count);
-    FakePeer::start(1, move |mut stream| {
+    Fake::serve(move |mut stream| {
         count.fetch_add(1, Ordering::Relaxed);
         let _ = stream.write_all(&bytes);
         hold_open(stream);
@@ -102,10 +102,10 @@ fn the_first_redirect_is_tried_in_the_order_listed() {
     // PROTOCOL 6.3: the first listed peer first; `peer` keeps the whole first list in
     // order (only later Redirects are shuffled). Each listed fake hangs up at once.
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let listed: Vec<FakePeer> = (0..5)
+    let listed: Vec<Fake> = (0..5)
         .map(|i| {
             let order = Arc::clone(&order);
-            FakePeer::start(1, move |stream| {
+            Fake::serve(move |stream| {
                 order.lock().unwrap().push(i);
                 drop(stream);
             })
@@ -126,11 +126,9 @@ fn a_node_stopped_mid_auto_join_tries_no_further_peer() {
     let second_count = Arc::new(AtomicUsize::new(0));
     let second = welcomer(&second_count);
     let stop = Arc::clone(&node.shared().stop);
-    let bytes = Message::new(Kind::Redirect, "r", vec![second.addr])
-        .unwrap()
-        .to_bytes();
+    let bytes = Message::new(Kind::Redirect, "r", vec![second.addr]).encode();
     // The first peer stops the node before it answers, as Ctrl-C might.
-    let first = FakePeer::start(1, move |mut stream| {
+    let first = Fake::serve(move |mut stream| {
         stop.store(true, Ordering::Relaxed);
         let _ = stream.write_all(&bytes);
         hold_open(stream);
@@ -186,7 +184,7 @@ fn two_nodes_in_one_process_print_to_their_own_outputs() {
         running.push((addr, stopper, handle));
     }
     // Join the first node only; its link is closed before it stops.
-    let (link, _, _) = join(running[0].0);
+    let (link, _, _) = join(running[0].0).into_parts();
     let me = link.local_addr().unwrap();
     drop(link);
     let deadline = Instant::now() + PATIENCE;
@@ -226,8 +224,8 @@ fn a_running_node_stops_when_asked() {
     thread::spawn(move || {
         let _ = done_tx.send(node.run().is_ok());
     });
-    let (_link, welcome, _) = join(addr);
-    assert_eq!(welcome.kind(), Kind::Welcome);
+    let (_link, welcome, _) = join(addr).into_parts();
+    assert_eq!(welcome.kind, Kind::Welcome);
     stopper.stop();
     // The accept loop returns and joins the clock and the link thread (it notices within
     // a second).

@@ -1,11 +1,11 @@
 //! Fault tests (PROTOCOL 8.2): floods, descriptor exhaustion, churn, and peers that reply slowly, lie
 //! about their length or reset. Loopback only; every loop is bounded in count and time.
 
-use peer::reader::{Deadline, read_message};
-use peer::wire::{Kind, Message};
-use peer_tools::{
-    Capture, FakePeer, PATIENCE, PeerProcess, Scratch, hold_open, join, local_addr, need_tool,
-    procfs, reset,
+use cptp::contract::{Kind, Message};
+use cptp::harness::client::read_message;
+use cptp::harness::{
+    Capture, Fake, PATIENCE, Process, Scratch, hold_open, join, local_addr, need_tool, procfs,
+    reset,
 };
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
@@ -39,8 +39,8 @@ fn a_connection_flood_against_a_full_table_is_answered_without_threads() {
     const HELD_PER_WORKER: usize = 100;
     let scratch = Scratch::new(PEER);
     let mut hub = scratch.start("hub-2", &[]);
-    let (link1, _, _) = join(hub.addr);
-    let (_link2, _, _) = join(hub.addr);
+    let (link1, _, _) = join(hub.addr).into_parts();
+    let (_link2, _, _) = join(hub.addr).into_parts();
     let members = vec![local_addr(&link1), local_addr(&_link2)];
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -62,10 +62,10 @@ fn a_connection_flood_against_a_full_table_is_answered_without_threads() {
                     match i % 3 {
                         // Read the whole reply: it must be a Redirect listing the table.
                         0 => {
-                            let (reply, _) = read_message(&mut Deadline::new(&stream, PATIENCE))
+                            let (reply, _) = read_message(&stream, PATIENCE)
                                 .expect("a flooded peer still answers");
-                            assert_eq!(reply.kind(), Kind::Redirect);
-                            assert_eq!(reply.peers(), &members[..]);
+                            assert_eq!(reply.kind, Kind::Redirect);
+                            assert_eq!(reply.peers, &members[..]);
                             answered.fetch_add(1, Ordering::Relaxed);
                         }
                         // Never read; keep a bounded number open.
@@ -85,9 +85,9 @@ fn a_connection_flood_against_a_full_table_is_answered_without_threads() {
 
     // Well-behaved joins during the flood get a whole, valid reply.
     for _ in 0..5 {
-        let (_, reply, _) = join(hub.addr);
-        assert_eq!(reply.kind(), Kind::Redirect);
-        assert_eq!(reply.peers(), &members[..]);
+        let (_, reply, _) = join(hub.addr).into_parts();
+        assert_eq!(reply.kind, Kind::Redirect);
+        assert_eq!(reply.peers, &members[..]);
     }
     for worker in flood {
         worker.join().expect("flood worker");
@@ -139,9 +139,9 @@ fn running_out_of_descriptors_pauses_accepting_and_resumes() {
             (_, 0) => Duration::from_millis(500),
             _ => Duration::from_millis(20),
         };
-        match read_message(&mut Deadline::new(&link, wait)) {
+        match read_message(&link, wait) {
             Ok((reply, _)) => {
-                assert_eq!(reply.kind(), Kind::Welcome);
+                assert_eq!(reply.kind, Kind::Welcome);
                 welcomed.push(link);
             }
             Err(_) => waiting.push(link),
@@ -158,9 +158,9 @@ fn running_out_of_descriptors_pauses_accepting_and_resumes() {
     let freed = welcomed.len().min(waiting.len() + 5);
     welcomed.drain(..freed);
     for link in &waiting {
-        let (reply, _) = read_message(&mut Deadline::new(link, PATIENCE))
+        let (reply, _) = read_message(link, PATIENCE)
             .expect("a waiting join is answered once descriptors are free");
-        assert_eq!(reply.kind(), Kind::Welcome);
+        assert_eq!(reply.kind, Kind::Welcome);
     }
     hub.wait_for_stderr(&["accepting joins again"]);
     let warnings = hub
@@ -179,7 +179,7 @@ fn churn_keeps_the_table_true() {
     let scratch = Scratch::new(PEER);
     let mut hub = scratch.start("hub-3", &[]);
     let hub_addr = hub.addr.to_string();
-    let mut live: Vec<PeerProcess> = Vec::new();
+    let mut live: Vec<Process> = Vec::new();
     let mut table: HashSet<SocketAddrV4> = HashSet::new();
 
     // Applies one line of the hub's output to the model of its table.
@@ -201,9 +201,9 @@ fn churn_keeps_the_table_true() {
     for round in 0..SIZE + ROUNDS {
         if live.len() == SIZE {
             // Full: a probe is redirected with exactly the live peers.
-            let (_, reply, _) = join(hub.addr);
-            assert_eq!(reply.kind(), Kind::Redirect);
-            let listed: HashSet<_> = reply.peers().iter().copied().collect();
+            let (_, reply, _) = join(hub.addr).into_parts();
+            assert_eq!(reply.kind, Kind::Redirect);
+            let listed: HashSet<_> = reply.peers.iter().copied().collect();
             assert_eq!(listed, table, "round {round}");
             let line = hub.next_line();
             assert!(line.starts_with("Peer table full"), "{line}");
@@ -220,9 +220,9 @@ fn churn_keeps_the_table_true() {
             apply(&mut table, &line);
 
             // A Welcome lists exactly the live peers too.
-            let (probe, reply, _) = join(hub.addr);
-            let listed: HashSet<_> = reply.peers().iter().copied().collect();
-            assert_eq!((reply.kind(), &listed), (Kind::Welcome, &table));
+            let (probe, reply, _) = join(hub.addr).into_parts();
+            let listed: HashSet<_> = reply.peers.iter().copied().collect();
+            assert_eq!((reply.kind, &listed), (Kind::Welcome, &table));
             let line = hub.next_line();
             apply(&mut table, &line);
             drop(probe);
@@ -241,11 +241,11 @@ fn churn_keeps_the_table_true() {
 
 /// Runs a joiner against a Redirect that lists `bad` first and a good peer second; checks
 /// that `bad` is reported with `complaint` within the read timeout and the join moves on.
-fn the_join_moves_past(bad: &FakePeer, complaint: &str) {
+fn the_join_moves_past(bad: &Fake, complaint: &str) {
     let scratch = Scratch::new(PEER);
     let mut good = scratch.start("good-2", &[]);
-    let redirect = Message::new(Kind::Redirect, "first", vec![bad.addr, good.addr]).unwrap();
-    let first = FakePeer::replying(redirect.to_bytes());
+    let redirect = Message::new(Kind::Redirect, "first", vec![bad.addr, good.addr]);
+    let first = Fake::replying(redirect.encode());
     let started = Instant::now();
     let mut joiner = scratch.start("joiner-2", &["-p", &first.addr.to_string()]);
     joiner.wait_for("the join", |l| l.starts_with("Connected to peer good:"));
@@ -257,17 +257,15 @@ fn the_join_moves_past(bad: &FakePeer, complaint: &str) {
 
 #[test]
 fn a_peer_that_never_replies_times_out() {
-    let bad = FakePeer::start(1, hold_open);
+    let bad = Fake::serve(hold_open);
     the_join_moves_past(&bad, "sent no reply within 5.0 s");
 }
 
 #[test]
 fn a_peer_that_trickles_a_byte_per_100ms_times_out() {
     let peers = vec!["127.0.0.1:1".parse().unwrap(); 10];
-    let bytes = Message::new(Kind::Redirect, "slow", peers)
-        .unwrap()
-        .to_bytes();
-    let bad = FakePeer::start(1, move |mut stream| {
+    let bytes = Message::new(Kind::Redirect, "slow", peers).encode();
+    let bad = Fake::serve(move |mut stream| {
         for byte in &bytes {
             if stream.write_all(&[*byte]).is_err() {
                 return;
@@ -290,7 +288,7 @@ fn lying_redirect() -> Vec<u8> {
 
 #[test]
 fn a_peer_that_announces_8191_peers_and_sends_fewer_times_out() {
-    let bad = FakePeer::start(1, |mut stream| {
+    let bad = Fake::serve(|mut stream| {
         let _ = stream.write_all(&lying_redirect());
         hold_open(stream);
     });
@@ -299,7 +297,7 @@ fn a_peer_that_announces_8191_peers_and_sends_fewer_times_out() {
 
 #[test]
 fn a_peer_that_announces_8191_peers_and_closes_is_cut_short() {
-    let bad = FakePeer::start(1, |mut stream| {
+    let bad = Fake::serve(|mut stream| {
         let _ = stream.write_all(&lying_redirect());
     });
     the_join_moves_past(&bad, "closed the link mid-message (605 of 49151 bytes)");
@@ -307,7 +305,7 @@ fn a_peer_that_announces_8191_peers_and_closes_is_cut_short() {
 
 #[test]
 fn a_peer_that_resets_mid_message_is_reported() {
-    let bad = FakePeer::start(1, |mut stream| {
+    let bad = Fake::serve(|mut stream| {
         let _ = stream.write_all(&[0xE0, 0x40, 0x02, 0x02, b'p']);
         stream.flush().unwrap();
         thread::sleep(Duration::from_millis(100));
@@ -332,7 +330,7 @@ fn link_threads_never_outnumber_the_table_under_churn() {
                 let deadline = Instant::now() + Duration::from_secs(3);
                 let mut rounds = 0;
                 while rounds < 5000 && Instant::now() < deadline {
-                    let (link, _, _) = join(addr);
+                    let (link, _, _) = join(addr).into_parts();
                     drop(link);
                     rounds += 1;
                 }
@@ -360,12 +358,12 @@ fn a_peer_whose_stdout_is_never_read_keeps_serving() {
         .command("peer1-1", &[])
         .stdout(Capture::Unread)
         .run();
-    let (_link, _, _) = join(peer.addr);
+    let (_link, _, _) = join(peer.addr).into_parts();
     let deadline = Instant::now() + PATIENCE * 3;
     for i in 0..JOINS {
         assert!(Instant::now() < deadline, "only {i} joins answered in time");
-        let (_, reply, _) = join(peer.addr);
-        assert_eq!(reply.kind(), Kind::Redirect);
+        let (_, reply, _) = join(peer.addr).into_parts();
+        assert_eq!(reply.kind, Kind::Redirect);
     }
     peer.kill();
     let stderr = peer.stderr();

@@ -1,7 +1,7 @@
 //! Being joined (PROTOCOL 5): exact reply bytes, concurrent joins, and links that close.
 
-use peer::wire::{Kind, Message};
-use peer_tools::{PATIENCE, Scratch, join, local_addr};
+use cptp::contract::{Kind, Message};
+use cptp::harness::{PATIENCE, Scratch, join, local_addr};
 use std::io::Write;
 use std::net::SocketAddrV4;
 use std::sync::{Arc, Barrier};
@@ -21,9 +21,9 @@ fn welcome_and_redirect_bytes_are_exact() {
     let mut peer = scratch.start("peer1-2", &[]);
     let id = b"peer1";
 
-    let (first, _, raw) = join(peer.addr);
+    let (first, _, raw) = join(peer.addr).into_parts();
     assert_eq!(raw, [&[0xE0, 0x20, 0x00, 0x05][..], id].concat());
-    let (second, _, raw) = join(peer.addr);
+    let (second, _, raw) = join(peer.addr).into_parts();
     let expected = [
         &[0xE0, 0x20, 0x01, 0x05][..],
         id,
@@ -32,7 +32,7 @@ fn welcome_and_redirect_bytes_are_exact() {
     .concat();
     assert_eq!(raw, expected, "Welcome lists the table before the joiner");
 
-    let (third, _, raw) = join(peer.addr);
+    let (third, _, raw) = join(peer.addr).into_parts();
     let expected = [
         &[0xE0, 0x40, 0x02, 0x05][..],
         id,
@@ -65,24 +65,21 @@ fn thirty_two_joins_at_once_get_two_welcomes_and_thirty_redirects() {
             let addr = peer.addr;
             thread::spawn(move || {
                 start.wait();
-                join(addr)
+                join(addr).into_parts()
             })
         })
         .collect();
     let replies: Vec<_> = joins.into_iter().map(|j| j.join().unwrap()).collect();
-    let count = |kind| replies.iter().filter(|(_, m, _)| m.kind() == kind).count();
+    let count = |kind| replies.iter().filter(|(_, m, _)| m.kind == kind).count();
     assert_eq!(count(Kind::Welcome), 2);
     assert_eq!(count(Kind::Redirect), 30);
     let welcomed: Vec<_> = replies
         .iter()
-        .filter(|(_, m, _)| m.kind() == Kind::Welcome)
+        .filter(|(_, m, _)| m.kind == Kind::Welcome)
         .map(|(s, _, _)| local_addr(s))
         .collect();
-    for (_, message, _) in replies
-        .iter()
-        .filter(|(_, m, _)| m.kind() == Kind::Redirect)
-    {
-        let mut listed = message.peers().to_vec();
+    for (_, message, _) in replies.iter().filter(|(_, m, _)| m.kind == Kind::Redirect) {
+        let mut listed = message.peers.to_vec();
         listed.sort();
         let mut expected = welcomed.clone();
         expected.sort();
@@ -113,12 +110,9 @@ fn a_killed_peer_frees_its_slot() {
     let gone = Instant::now();
     peer1.expect_lines(&[&format!("Peer {} left", peer2.addr)]);
     assert!(gone.elapsed() < Duration::from_secs(1), "removed at once");
-    let (_link, welcome, _) = join(peer1.addr);
-    assert_eq!(welcome.kind(), Kind::Welcome);
-    assert!(
-        welcome.peers().is_empty(),
-        "the departed peer is not listed"
-    );
+    let (_link, welcome, _) = join(peer1.addr).into_parts();
+    assert_eq!(welcome.kind, Kind::Welcome);
+    assert!(welcome.peers.is_empty(), "the departed peer is not listed");
 }
 
 #[test]
@@ -129,21 +123,21 @@ fn the_joining_side_also_drops_a_link_that_closes() {
     peer2.wait_for("the join", |l| l.starts_with("Received ack from peer1"));
     peer1.kill();
     peer2.expect_lines(&[&format!("Peer {} left", peer1.addr)]);
-    let (_link, welcome, _) = join(peer2.addr);
-    assert_eq!(welcome.kind(), Kind::Welcome);
-    assert!(welcome.peers().is_empty());
+    let (_link, welcome, _) = join(peer2.addr).into_parts();
+    assert_eq!(welcome.kind, Kind::Welcome);
+    assert!(welcome.peers.is_empty());
 }
 
 #[test]
 fn a_link_that_sends_bytes_stays_a_link() {
     let scratch = Scratch::new(PEER);
     let mut peer = scratch.start("peer1-1", &[]);
-    let (mut link, _, _) = join(peer.addr);
+    let (mut link, _, _) = join(peer.addr).into_parts();
     let me = local_addr(&link);
     peer.expect_lines(&[&format!("Connected from peer {me}")]);
     link.write_all(b"hello, anyone there?\n").unwrap();
-    let (_, redirect, _) = join(peer.addr);
-    assert_eq!(redirect.peers(), &[me], "still listed after sending junk");
+    let (_, redirect, _) = join(peer.addr).into_parts();
+    assert_eq!(redirect.peers, &[me], "still listed after sending junk");
     drop(link);
     peer.wait_for("the departure", |l| l == format!("Peer {me} left"));
 }
@@ -152,9 +146,9 @@ fn a_link_that_sends_bytes_stays_a_link() {
 fn welcome_order_is_table_before_the_joiner() {
     let scratch = Scratch::new(PEER);
     let peer = scratch.start("peer1-3", &[]);
-    let (a, _, _) = join(peer.addr);
-    let (b, _, _) = join(peer.addr);
-    let (_c, third, _) = join(peer.addr);
+    let (a, _, _) = join(peer.addr).into_parts();
+    let (b, _, _) = join(peer.addr).into_parts();
+    let (_c, third, _) = join(peer.addr).into_parts();
     let expected = Message::new(Kind::Welcome, "peer1", vec![local_addr(&a), local_addr(&b)]);
-    assert_eq!(third, expected.unwrap());
+    assert_eq!(third, expected);
 }

@@ -3,10 +3,11 @@
 # with rustup, builds `cptp` from this repository (uploaded with the autograder zip as
 # /autograder/source) and installs Node.js for submissions written in JavaScript.
 #
-# Zip for Gradescope: the repository (or at least Cargo.toml, Cargo.lock, src/, docs/)
-# with setup.sh and run_autograder at the top of the zip, e.g.
-#   cp contrib/gradescope/{setup.sh,run_autograder} . && zip -r autograder.zip \
-#      setup.sh run_autograder Cargo.toml Cargo.lock src docs
+# Zip for Gradescope: the workspace (Cargo.toml, Cargo.lock, src/, cptp/, tools/, docs/;
+# cargo reads the whole workspace to build one package of it) with setup.sh,
+# run_autograder and points.txt at the top of the zip, e.g.
+#   cp contrib/gradescope/{setup.sh,run_autograder,points.txt} . && zip -r autograder.zip \
+#      setup.sh run_autograder points.txt Cargo.toml Cargo.lock src cptp tools docs
 set -euo pipefail
 
 SOURCE="${CPTP_SOURCE:-/autograder/source}"
@@ -20,5 +21,5 @@ fi
 # shellcheck disable=SC1091
 source "$HOME/.cargo/env"
 
-cargo install --locked --path "$SOURCE" --bin cptp --root /usr/local
+cargo install --locked --path "$SOURCE/cptp" --bin cptp --root /usr/local
 cptp check --list >/dev/null

@@ -19,9 +19,9 @@
 //! Loopback only; every loop is bounded in count and time. The table is printed and
 //! written to `target/bench/bench.csv`.
 
-use peer::reader::read_message;
-use peer::wire::Kind;
-use peer_tools::{Capture, PeerProcess, Start, has_tool, procfs};
+use cptp::contract::Kind;
+use cptp::harness::client::read_message;
+use cptp::harness::{Capture, Process, Start, has_tool, procfs};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::net::{SocketAddrV4, TcpStream};
@@ -65,7 +65,7 @@ impl Setup {
     /// Starts `server` in the folder `name` with `args`, on CPU 0 when pinning, its stdout
     /// to a file (printing costs the server a write, and wakes nobody). Returns it once it
     /// printed its address.
-    fn start(&self, server: Server, name: &str, args: &[&str]) -> Result<PeerProcess, String> {
+    fn start(&self, server: Server, name: &str, args: &[&str]) -> Result<Process, String> {
         self.start_on(server, name, args, self.pin.then_some("0"), Capture::File)
     }
 
@@ -78,7 +78,7 @@ impl Setup {
         args: &[&str],
         cpus: Option<&str>,
         stdout: Capture,
-    ) -> Result<PeerProcess, String> {
+    ) -> Result<Process, String> {
         let binary = match server {
             Server::Peer => &self.peer,
             Server::Floor => &self.floor,
@@ -94,7 +94,7 @@ impl Setup {
 }
 
 /// Waits until `server` has printed `target` lines or `limit` passes.
-fn wait_lines(server: &PeerProcess, target: u64, limit: Duration) -> bool {
+fn wait_lines(server: &Process, target: u64, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while server.printed() < target {
         if Instant::now() > deadline {
@@ -111,11 +111,9 @@ fn join(addr: SocketAddrV4) -> Result<(TcpStream, Kind, Duration), String> {
     let started = Instant::now();
     let stream = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(3))
         .map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    let (reply, _) = read_message(&mut &stream).map_err(|e| format!("reply: {e}"))?;
-    Ok((stream, reply.kind(), started.elapsed()))
+    let (reply, _) =
+        read_message(&stream, Duration::from_secs(5)).map_err(|e| format!("reply: {e}"))?;
+    Ok((stream, reply.kind, started.elapsed()))
 }
 
 /// A figure of a Redirect-path run: its name, its unit, and how to read it.
@@ -134,7 +132,7 @@ struct RedirectRun {
 }
 
 /// `joins` joins from `clients` threads against `server`, which must answer with Redirects.
-fn redirect_run(server: &PeerProcess, clients: usize, joins: usize) -> RedirectRun {
+fn redirect_run(server: &Process, clients: usize, joins: usize) -> RedirectRun {
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
     let cpu_before = procfs::cpu_ticks(server.pid()).unwrap_or(0);
@@ -494,11 +492,7 @@ fn formation(setup: &Setup, rows: &mut Vec<Row>) -> Result<(), String> {
 /// Reads the network peers' lines until each has joined or given up, or `RUN_LIMIT`
 /// passes. Returns the time from `started` until the last one finished (each line carries
 /// the time it was read, so how often this polls does not change the figure).
-fn await_outcomes(
-    peers: &mut [PeerProcess],
-    outcomes: &mut [Outcome],
-    started: Instant,
-) -> Duration {
+fn await_outcomes(peers: &mut [Process], outcomes: &mut [Outcome], started: Instant) -> Duration {
     let mut pending = outcomes.len();
     let mut last = started;
     while pending > 0 && started.elapsed() < RUN_LIMIT {

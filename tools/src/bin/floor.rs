@@ -7,9 +7,8 @@
 //! It prints the same first line as `peer` (`This peer address is IP:PORT located at
 //! floor`) so the benchmark starts both the same way.
 
-use peer::output::address_line;
-use peer::sockets::ipv4;
-use peer::wire::{Kind, Message};
+use cptp::contract::{Kind, Message, line};
+use cptp::harness::sockets::ipv4;
 use std::io::Write;
 use std::net::{SocketAddrV4, TcpListener};
 
@@ -19,12 +18,10 @@ fn main() {
         "127.0.0.1:40000".parse().unwrap(),
         "127.0.0.1:40001".parse().unwrap(),
     ];
-    let redirect = Message::new(Kind::Redirect, "peer1", listed)
-        .expect("fits the header")
-        .to_bytes();
+    let redirect = Message::new(Kind::Redirect, "peer1", listed).encode();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().ok().and_then(ipv4).expect("IPv4");
-    print!("{}", address_line(addr, "floor"));
+    println!("{}", line::address(addr, "floor"));
     let _ = std::io::stdout().flush();
     loop {
         if let Ok((mut stream, _)) = listener.accept() {

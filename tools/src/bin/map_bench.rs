@@ -5,7 +5,7 @@
 //! form one overlay. Then runs `cptp map` on the first peer, times it from start to exit,
 //! checks that it found every peer and every link, and stops every peer.
 //!
-//! The peers are started through `peer_tools`' harness with stdout in a file in each
+//! The peers are started through `cptp`'s harness with stdout in a file in each
 //! folder and stderr discarded (no pipe, no reader thread per peer); the harness polls
 //! those files, each wait with a deadline.
 //!
@@ -13,7 +13,7 @@
 //! value (`cptp map -j JOBS`), all on the same overlay. With `MAP_BENCH_HOLD=SECS` in the
 //! environment the overlay stays up SECS seconds more, to try `cptp map` on it by hand.
 
-use peer_tools::{Capture, PATIENCE, PeerProcess, Start, run_bounded};
+use cptp::harness::{Capture, PATIENCE, Process, Start, run_bounded};
 use std::collections::BTreeSet;
 use std::net::SocketAddrV4;
 use std::path::Path;
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
 fn run(peer: &Path, cptp: &Path, dir: &Path, count: usize, jobs: &[usize]) -> Result<(), String> {
     let started = Instant::now();
     // Every peer started, killed when dropped, even on an error.
-    let mut peers: Vec<PeerProcess> = Vec::with_capacity(count);
+    let mut peers: Vec<Process> = Vec::with_capacity(count);
     let mut random = 0x2545_f491_4f6c_dd1d_u64;
     let mut joined = 0;
     for k in 1..=count {

@@ -15,10 +15,10 @@
 //! from /proc. Loopback only; every loop ends by the deadline. Exit status 1 if any
 //! invariant broke.
 
-use peer::reader::{Deadline, ReadError, read_message};
-use peer::sockets::ipv4;
-use peer::wire::{Kind, Message};
-use peer_tools::{Capture, FakePeer, PeerProcess, Start, procfs, reset};
+use cptp::contract::{Kind, Message};
+use cptp::harness::client::{ReadError, read_message};
+use cptp::harness::sockets::ipv4;
+use cptp::harness::{Capture, Fake, Process, Start, procfs, reset};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
@@ -71,8 +71,8 @@ impl Tally {
 
     /// Checks a reply against the invariants.
     fn check(&self, reply: &Message, received: Instant) {
-        let listed = reply.peers().len();
-        match reply.kind() {
+        let listed = reply.peers.len();
+        match reply.kind {
             Kind::Welcome if listed >= TABLE_SIZE => self.broke(format!(
                 "Welcome listed {listed} peers with a table of {TABLE_SIZE}"
             )),
@@ -82,7 +82,7 @@ impl Tally {
             _ => {}
         }
         let closes = self.closes.lock().unwrap();
-        for peer in reply.peers() {
+        for peer in &reply.peers {
             if closes
                 .get(peer)
                 .is_some_and(|c| c.last().is_some_and(|at| received - *at > DEPARTURE_GRACE))
@@ -152,18 +152,18 @@ impl Tally {
 
 fn classify(e: &ReadError) -> String {
     match e {
-        ReadError::Malformed(_) => "reply malformed".into(),
-        ReadError::Closed { got: 0, .. } => "closed without reply".into(),
+        ReadError::Malformed { .. } => "reply malformed".into(),
+        ReadError::Closed { bytes, .. } if bytes.is_empty() => "closed without reply".into(),
         ReadError::Closed { .. } => "closed mid-reply".into(),
         ReadError::TimedOut { .. } => "reply timed out".into(),
-        ReadError::Io(e) => format!("reply read error ({:?})", e.kind()),
+        ReadError::Io { error, .. } => format!("reply read error ({:?})", error.kind()),
     }
 }
 
 /// Joins the peer and reads its reply; on a reply, checks it.
 fn join(addr: SocketAddrV4, tally: &Tally) -> Option<(TcpStream, Message)> {
     let stream = tally.connect(addr)?;
-    match read_message(&mut Deadline::new(&stream, Duration::from_secs(5))) {
+    match read_message(&stream, Duration::from_secs(5)) {
         Ok((reply, _)) => {
             tally.check(&reply, Instant::now());
             Some((stream, reply))
@@ -184,7 +184,7 @@ fn flood(addr: SocketAddrV4, tally: &Tally, until: Instant, worker: usize) {
         match i % 4 {
             0 => {
                 if let Some((stream, reply)) = join(addr, tally) {
-                    tally.count(if reply.kind() == Kind::Welcome {
+                    tally.count(if reply.kind == Kind::Welcome {
                         "read: Welcome"
                     } else {
                         "read: Redirect"
@@ -231,7 +231,7 @@ fn churn(addr: SocketAddrV4, tally: &Tally, until: Instant) {
     while Instant::now() < until {
         n += 1;
         if let Some((stream, reply)) = join(addr, tally) {
-            if reply.kind() == Kind::Welcome {
+            if reply.kind == Kind::Welcome {
                 tally.count("churn: link");
                 let hold = Duration::from_millis(20 + (n * 37) % 200);
                 open.push_back((stream, Instant::now() + hold));
@@ -252,9 +252,9 @@ fn churn(addr: SocketAddrV4, tally: &Tally, until: Instant) {
     }
 }
 
-/// A fake peer that answers each connection with `behave`, until `until`.
-fn fake(until: Instant, behave: fn(TcpStream)) -> SocketAddrV4 {
-    FakePeer::until(usize::MAX, until, behave).addr
+/// A fake peer that answers each connection with `behave`, until it is dropped.
+fn fake(behave: fn(TcpStream)) -> Fake {
+    Fake::serve(behave)
 }
 
 fn hold_silent(stream: TcpStream) {
@@ -262,42 +262,44 @@ fn hold_silent(stream: TcpStream) {
     let _ = (&stream).read(&mut [0u8; 1]);
 }
 
-/// The misbehaving peers the joiner is sent to, by way of a Redirect.
-fn bad_network(until: Instant) -> SocketAddrV4 {
-    let bad: Vec<SocketAddrV4> = vec![
-        fake(until, |mut s| {
+/// The misbehaving peers the joiner is sent to, by way of a Redirect: the first is the
+/// one to join. They answer until they are dropped.
+fn bad_network() -> Vec<Fake> {
+    let bad: Vec<Fake> = vec![
+        fake(|mut s| {
             let _ = s.write_all(&[0x20, 0x20, 0, 1, b'v']);
         }),
-        fake(until, |mut s| {
+        fake(|mut s| {
             let _ = s.write_all(&[0xE0, 0x60, 0, 1, b't']);
         }),
-        fake(until, hold_silent),
-        fake(until, |mut s| {
+        fake(hold_silent),
+        fake(|mut s| {
             for b in [0xE0u8, 0x40, 0x05, 0x01, b's'] {
                 let _ = s.write_all(&[b]);
                 thread::sleep(Duration::from_millis(1500));
             }
         }),
-        fake(until, |mut s| {
+        fake(|mut s| {
             let _ = s.write_all(&[0xE0, 0x5F, 0xFF, 0x01, b'x', 1, 2, 3]);
         }),
-        fake(until, |mut s| {
+        fake(|mut s| {
             let _ = s.write_all(&[0xE0, 0x40, 0x01]);
             reset(s);
         }),
     ];
-    let redirect = Message::new(Kind::Redirect, "liar", bad)
-        .expect("fits")
-        .to_bytes();
-    FakePeer::until(1, until, move |mut stream| {
+    let listed: Vec<SocketAddrV4> = bad.iter().map(|f| f.addr).collect();
+    let redirect = Message::new(Kind::Redirect, "liar", listed).encode();
+    let first = Fake::serve(move |mut stream| {
         let _ = stream.write_all(&redirect);
-    })
-    .addr
+    });
+    let mut network = vec![first];
+    network.extend(bad);
+    network
 }
 
 /// Starts the peer under test, logging at `info`. Its stdout is only counted; its stderr
 /// goes to a file, since a long run logs far more lines than are worth keeping in memory.
-fn start_peer(binary: &Path, dir: &Path, join: SocketAddrV4) -> Result<PeerProcess, String> {
+fn start_peer(binary: &Path, dir: &Path, join: SocketAddrV4) -> Result<Process, String> {
     let folder = dir.join(format!("soak-{TABLE_SIZE}"));
     Start::new(binary, &folder, &["-p", &join.to_string()])
         .env("RUST_LOG", "info")
@@ -339,7 +341,8 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
 
-    let mut peer = match start_peer(&binary, &dir, bad_network(until)) {
+    let network = bad_network();
+    let mut peer = match start_peer(&binary, &dir, network[0].addr) {
         Ok(peer) => peer,
         Err(e) => {
             eprintln!("soak: {e}");
