@@ -3,7 +3,8 @@
 //! Deciding whether a joiner fits and adding it are one step under one lock, so many joins
 //! at once can never overfill the table. That step also hands back the table as it was
 //! when the join was decided (a [`Listing`]): what the reply to that joiner lists. The
-//! reply itself is encoded elsewhere ([`crate::replies`]), outside the lock.
+//! reply itself is encoded outside the lock, by the next module in the reading order
+//! (`replies.rs`, a cache of encoded replies).
 
 use crate::wire::{BuildError, MAX_PEERS, check_id};
 use std::net::SocketAddrV4;
