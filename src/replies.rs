@@ -1,7 +1,7 @@
 //! A cache of encoded replies: the bytes of the Welcomes and Redirects the accept loop sends.
 //!
 //! The plain way to answer a join is to encode its reply there and then, on every join:
-//! `Message::new(kind, id, listed.peers().to_vec())?.emit(&mut out)`. [`Replies::reply`]
+//! `Message::new(kind, id, listed.peers().to_vec())?.emit(&mut out)`. [`ReplyCache::reply`]
 //! does exactly that the first time a reply is asked for, and keeps the bytes. While the
 //! table stays as it was, every later join gets those same bytes back (a full table
 //! redirects join after join with one unchanging Redirect), so answering a join costs a
@@ -25,8 +25,8 @@ use crate::table::{Listing, PeerTable};
 use crate::wire::{Kind, Message};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-/// The encoded replies for one state of the table.
-pub struct Replies {
+/// The encoded replies for one state of the table at a time.
+pub struct ReplyCache {
     /// This peer's ID, the sender ID of every reply.
     id: String,
     /// The version of the listing the kept replies list; None before the first reply.
@@ -42,11 +42,11 @@ pub struct Replies {
 /// are sent as (None: as recorded).
 type Key = (Kind, Option<Ipv4Addr>);
 
-impl Replies {
+impl ReplyCache {
     /// An empty cache for the replies of `table`'s peer. Their sender ID is the table's,
     /// which [`PeerTable::new`] checked can be sent.
-    pub fn for_table(table: &PeerTable) -> Replies {
-        Replies {
+    pub fn for_table(table: &PeerTable) -> ReplyCache {
+        ReplyCache {
             id: table.id().to_string(),
             version: None,
             has_loopback: false,
@@ -137,11 +137,11 @@ mod tests {
     #[test]
     fn admitted_joins_get_the_worked_examples_of_protocol_4_3() {
         let table = PeerTable::new("peer1", 2).unwrap();
-        let mut replies = Replies::for_table(&table);
+        let mut cache = ReplyCache::for_table(&table);
         let Admission::Welcome { listed, .. } = table.admit(addr(39670)) else {
             panic!("first join refused");
         };
-        let reply = replies.reply(Kind::Welcome, &listed, addr(39670), None);
+        let reply = cache.reply(Kind::Welcome, &listed, addr(39670), None);
         assert_eq!(
             reply,
             [0xE0, 0x20, 0x00, 0x05, b'p', b'e', b'e', b'r', b'1']
@@ -149,14 +149,14 @@ mod tests {
         let Admission::Welcome { listed, .. } = table.admit(addr(2)) else {
             panic!("second join refused");
         };
-        let reply = replies.reply(Kind::Welcome, &listed, addr(2), None);
+        let reply = cache.reply(Kind::Welcome, &listed, addr(2), None);
         let expected = [
             0xE0, 0x20, 0x01, 0x05, b'p', b'e', b'e', b'r', b'1', 0x7F, 0, 0, 1, 0x9A, 0xF6,
         ];
         assert_eq!(reply, expected);
 
         let table = PeerTable::new("p1", 2).unwrap();
-        let mut replies = Replies::for_table(&table);
+        let mut cache = ReplyCache::for_table(&table);
         table.admit(addr(40000));
         table.admit(addr(40001));
         let Admission::Redirect { listed } = table.admit(addr(3)) else {
@@ -166,58 +166,51 @@ mod tests {
             0xE0, 0x40, 0x02, 0x02, b'p', b'1', 0x7F, 0, 0, 1, 0x9C, 0x40, 0x7F, 0, 0, 1, 0x9C,
             0x41,
         ];
-        assert_eq!(
-            replies.reply(Kind::Redirect, &listed, addr(3), None),
-            expected
-        );
+        let reply = cache.reply(Kind::Redirect, &listed, addr(3), None);
+        assert_eq!(reply, expected);
     }
 
     #[test]
     fn a_reply_is_encoded_once_per_state_of_the_table() {
         let table = PeerTable::new("p", 1).unwrap();
-        let mut replies = Replies::for_table(&table);
+        let mut cache = ReplyCache::for_table(&table);
         let slot = table.insert(addr(1)).unwrap();
         let full = table.listing();
-        let first = replies.reply(Kind::Redirect, &full, addr(2), None).as_ptr();
-        let again = replies.reply(Kind::Redirect, &full, addr(3), None).as_ptr();
+        let first = cache.reply(Kind::Redirect, &full, addr(2), None).as_ptr();
+        let again = cache.reply(Kind::Redirect, &full, addr(3), None).as_ptr();
         assert_eq!(first, again, "encoded twice");
-        assert_eq!(
-            listed(
-                Kind::Welcome,
-                replies.reply(Kind::Welcome, &full, addr(2), None)
-            ),
-            [addr(1)]
-        );
-        assert_eq!(replies.kept.len(), 2, "one Redirect, one Welcome");
+        let reply = cache.reply(Kind::Welcome, &full, addr(2), None);
+        assert_eq!(listed(Kind::Welcome, reply), [addr(1)]);
+        assert_eq!(cache.kept.len(), 2, "one Redirect, one Welcome");
         // After a change, what was kept for the old table is dropped.
         table.remove(slot);
         table.insert(addr(4)).unwrap();
         let changed = table.listing();
-        let reply = replies.reply(Kind::Redirect, &changed, addr(2), None);
+        let reply = cache.reply(Kind::Redirect, &changed, addr(2), None);
         assert_eq!(listed(Kind::Redirect, reply), [addr(4)]);
-        assert_eq!(replies.kept.len(), 1, "replies of the old table kept");
+        assert_eq!(cache.kept.len(), 1, "replies of the old table kept");
     }
 
     #[test]
     fn a_joiner_from_another_machine_gets_loopback_entries_as_our_address() {
         let table = PeerTable::new("p", 3).unwrap();
-        let mut replies = Replies::for_table(&table);
+        let mut cache = ReplyCache::for_table(&table);
         let ours = Ipv4Addr::new(198, 18, 0, 1);
         table.insert(addr(1)).unwrap();
         table.insert(far(5, 7000)).unwrap();
         let now = table.listing();
         // A joiner on this machine gets the table as recorded.
-        let reply = replies.reply(Kind::Welcome, &now, addr(2), None);
+        let reply = cache.reply(Kind::Welcome, &now, addr(2), None);
         assert_eq!(listed(Kind::Welcome, reply), [addr(1), far(5, 7000)]);
         // One from elsewhere gets our address on its connection, with the same port; the
         // Welcome and the Redirect alike, and the same when asked again.
         let moved = SocketAddrV4::new(ours, 1);
         for kind in [Kind::Welcome, Kind::Redirect, Kind::Welcome, Kind::Redirect] {
-            let reply = replies.reply(kind, &now, far(9, 9000), Some(ours));
+            let reply = cache.reply(kind, &now, far(9, 9000), Some(ours));
             assert_eq!(listed(kind, reply), [moved, far(5, 7000)]);
         }
-        assert_eq!(replies.kept.len(), 3, "encoded more than once");
-        let reply = replies.reply(Kind::Redirect, &now, addr(3), Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(cache.kept.len(), 3, "encoded more than once");
+        let reply = cache.reply(Kind::Redirect, &now, addr(3), Some(Ipv4Addr::LOCALHOST));
         assert_eq!(listed(Kind::Redirect, reply), [addr(1), far(5, 7000)]);
         assert_eq!(table.peers(), [addr(1), far(5, 7000)], "recorded as seen");
     }
@@ -225,7 +218,7 @@ mod tests {
     #[test]
     fn only_a_joiner_from_elsewhere_at_a_real_address_gets_rewritten_entries() {
         let table = PeerTable::new("p", 2).unwrap();
-        let mut replies = Replies::for_table(&table);
+        let mut cache = ReplyCache::for_table(&table);
         table.insert(addr(1)).unwrap();
         let now = table.listing();
         let ours = Ipv4Addr::new(198, 18, 0, 1);
@@ -237,26 +230,26 @@ mod tests {
             (far(9, 9000), Some(Ipv4Addr::UNSPECIFIED)),
             (far(9, 9000), None),
         ] {
-            let reply = replies.reply(Kind::Welcome, &now, joiner, local);
+            let reply = cache.reply(Kind::Welcome, &now, joiner, local);
             assert_eq!(
                 listed(Kind::Welcome, reply),
                 [addr(1)],
                 "{joiner} at {local:?}"
             );
         }
-        assert_eq!(replies.kept.len(), 1, "a rewritten copy was encoded");
+        assert_eq!(cache.kept.len(), 1, "a rewritten copy was encoded");
     }
 
     #[test]
     fn without_loopback_entries_every_joiner_gets_the_same_bytes() {
         // The common case costs no copy for a joiner from elsewhere.
         let table = PeerTable::new("p", 1).unwrap();
-        let mut replies = Replies::for_table(&table);
+        let mut cache = ReplyCache::for_table(&table);
         table.insert(far(5, 7000)).unwrap();
         let now = table.listing();
         let ours = Ipv4Addr::new(198, 18, 0, 1);
-        let here = replies.reply(Kind::Redirect, &now, addr(1), None).as_ptr();
-        let there = replies.reply(Kind::Redirect, &now, far(9, 9000), Some(ours));
+        let here = cache.reply(Kind::Redirect, &now, addr(1), None).as_ptr();
+        let there = cache.reply(Kind::Redirect, &now, far(9, 9000), Some(ours));
         assert_eq!(listed(Kind::Redirect, there), [far(5, 7000)]);
         assert_eq!(there.as_ptr(), here, "a copy was encoded");
     }
@@ -264,33 +257,30 @@ mod tests {
     #[test]
     fn the_rewritten_replies_follow_the_local_address_and_the_table() {
         let table = PeerTable::new("p", 1).unwrap();
-        let mut replies = Replies::for_table(&table);
+        let mut cache = ReplyCache::for_table(&table);
         let slot = table.insert(addr(1)).unwrap();
         let now = table.listing();
         for last in [1, 2, 1] {
             let ours = Ipv4Addr::new(198, 18, 0, last);
-            let reply = replies.reply(Kind::Redirect, &now, far(9, 9000), Some(ours));
+            let reply = cache.reply(Kind::Redirect, &now, far(9, 9000), Some(ours));
             assert_eq!(listed(Kind::Redirect, reply), [SocketAddrV4::new(ours, 1)]);
         }
         // After a change the old rewritten replies are gone.
         table.remove(slot);
         table.insert(far(5, 7000)).unwrap();
         let ours = Ipv4Addr::new(198, 18, 0, 1);
-        let reply = replies.reply(Kind::Redirect, &table.listing(), far(9, 9000), Some(ours));
+        let reply = cache.reply(Kind::Redirect, &table.listing(), far(9, 9000), Some(ours));
         assert_eq!(listed(Kind::Redirect, reply), [far(5, 7000)]);
     }
 
     #[test]
     fn a_reply_that_cannot_be_built_is_empty_not_a_panic() {
         let table = PeerTable::new("p", 1).unwrap();
-        let mut replies = Replies {
+        let mut cache = ReplyCache {
             id: String::new(),
-            ..Replies::for_table(&table)
+            ..ReplyCache::for_table(&table)
         };
-        assert!(
-            replies
-                .reply(Kind::Welcome, &table.listing(), addr(1), None)
-                .is_empty()
-        );
+        let reply = cache.reply(Kind::Welcome, &table.listing(), addr(1), None);
+        assert!(reply.is_empty());
     }
 }

@@ -8,7 +8,7 @@
 //! so a flood of joins against a full table never costs a thread.
 
 use crate::link::LinkThreads;
-use crate::replies::Replies;
+use crate::replies::ReplyCache;
 use crate::sockets::{ipv4, send_reply};
 use crate::state::Shared;
 use crate::table::Admission;
@@ -26,7 +26,7 @@ const BACKOFF_MOST: Duration = Duration::from_millis(100);
 /// Accepts joins until the peer is stopped.
 pub fn serve(listener: &TcpListener, shared: &Arc<Shared>) {
     let mut trouble = AcceptTrouble::default();
-    let mut replies = Replies::for_table(&shared.table);
+    let mut cache = ReplyCache::for_table(&shared.table);
     let mut links = LinkThreads::new(shared.table.capacity());
     while !shared.stopping() {
         match listener.accept() {
@@ -35,7 +35,7 @@ pub fn serve(listener: &TcpListener, shared: &Arc<Shared>) {
                 if shared.stopping() {
                     break;
                 }
-                answer(stream, from, shared, &mut replies, &mut links);
+                answer(stream, from, shared, &mut cache, &mut links);
             }
             Err(e) => trouble.failed(&e),
         }
@@ -48,7 +48,7 @@ fn answer(
     stream: TcpStream,
     from: SocketAddr,
     shared: &Arc<Shared>,
-    replies: &mut Replies,
+    cache: &mut ReplyCache,
     links: &mut LinkThreads,
 ) {
     let Some(peer) = ipv4(from) else {
@@ -70,14 +70,14 @@ fn answer(
             shared
                 .output
                 .say_line(format_args!("Peer table full: {peer} redirected"));
-            let reply = replies.reply(Kind::Redirect, &listed, peer, local);
+            let reply = cache.reply(Kind::Redirect, &listed, peer, local);
             if let Err(e) = send_reply(&stream, reply) {
                 log::info!("Redirect to {peer} not delivered: {e}");
             }
             log::debug!("sent to {peer}: {}", describe(reply));
         }
         Admission::Welcome { slot, listed } => {
-            let reply = replies.reply(Kind::Welcome, &listed, peer, local);
+            let reply = cache.reply(Kind::Welcome, &listed, peer, local);
             if let Err(e) = send_reply(&stream, reply) {
                 shared.table.remove(slot);
                 log::warn!("Welcome to {peer} not delivered, entry dropped: {e}");
