@@ -7,15 +7,16 @@
 CARGO ?= cargo
 PEER := target/release/peer
 
-.PHONY: all build test lint unit demo demo-hosts fuzz soak bench map-bench mutants clean
+.PHONY: all build test lint unit examples demo demo-hosts fuzz soak bench map-bench mutants clean
 
 all: build
 
 build:
 	$(CARGO) build --release
 
-# What CI runs (.ci/run): formatting, lints, then every test, over the whole workspace.
-test: lint unit
+# What CI runs (.ci/run): formatting, lints, every test over the whole workspace, then the
+# two teaching examples, which must run to the end.
+test: lint unit examples
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -23,6 +24,12 @@ lint:
 
 unit:
 	$(CARGO) test --workspace --all-targets
+
+# examples/welcome.rs (the wire format by hand) and examples/two_nodes.rs (two peers in one
+# process): each runs for a second or two and exits 0.
+examples:
+	$(CARGO) run --quiet --example welcome
+	$(CARGO) run --quiet --example two_nodes
 
 # examples/demo.rs starts the three peers through peer-tools' harness.
 demo:

@@ -8,6 +8,7 @@
 //! - [`wire`]: the message format, bit by bit, with no I/O;
 //! - [`reader`]: reading one message off a socket, with a deadline;
 //! - [`table`]: the peer table, where a join is admitted or refused in one step;
+//! - [`replies`]: a cache of encoded replies, re-encoded only when the table changes;
 //! - [`clock`]: the 10 ms timer;
 //! - [`sockets`]: listening, connecting from the listening port, keepalive on links, and
 //!   this machine's addresses;
@@ -24,6 +25,7 @@
 pub mod wire;
 pub mod reader;
 pub mod table;
+pub mod replies;
 pub mod clock;
 pub mod sockets;
 pub mod output;

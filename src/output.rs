@@ -116,9 +116,18 @@ impl Output {
         }
     }
 
-    /// The output thread: wait for a line and write it at once; then, while lines keep
-    /// coming, write what gathered every [`GATHER`], so a busy peer writes (and wakes the
-    /// reader of its pipe) a few hundred times a second rather than once per line.
+    /// The output thread, which writes the lines the serving threads queue.
+    ///
+    /// The plain way is to write each line as it comes: wait for a line, write it, wait for
+    /// the next. A quiet peer does exactly that, since the first line after a pause goes out
+    /// at once. A busy one would then make a system call per line, and with stdout piped,
+    /// wake the reader of the pipe per line, tens of thousands of times a second in a
+    /// flood of joins (docs/PERFORMANCE.md, "What profiling found"). So after each write
+    /// the thread pauses [`GATHER`] and writes whatever gathered meanwhile in one piece:
+    /// at most about 200 writes a second however busy the peer is, and each line still out
+    /// within a few milliseconds (PROTOCOL 7.2). The pause holds up nobody else: the
+    /// serving threads only queue their lines, and this thread is the output's own
+    /// (PROTOCOL 8.1), so a slow terminal never slows the accept loop down.
     fn run_writer(&self, mut sink: Sink) {
         let mut batch = Vec::new();
         loop {
@@ -149,6 +158,9 @@ impl Output {
             if closed && self.lock().bytes.is_empty() {
                 return;
             }
+            // The batching starts here: rather than write the next line the moment it
+            // comes, let the lines of the next 5 ms gather and write them together. If none
+            // come, the loop goes back to waiting, and the next line is written at once.
             thread::sleep(GATHER);
         }
     }

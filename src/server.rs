@@ -1,16 +1,18 @@
 //! Being joined (PROTOCOL 5): the accept loop on the main thread.
 //!
-//! A join is the TCP connection itself. If the table has room the joiner gets a Welcome
-//! and its link gets a thread ([`crate::link`]); if not, it gets a Redirect and the
-//! connection is closed right here, so a flood of joins against a full table never
-//! costs a thread. The replies come ready-encoded from the table, which also knows what
-//! to hand a joiner from another machine (PROTOCOL 5.5).
+//! A join is the TCP connection itself, and answering it takes three steps: the table
+//! admits the joiner or refuses it, in one step ([`crate::table`], PROTOCOL 5.3); the reply
+//! comes from a cache of encoded replies ([`crate::replies`]), which also knows what to hand
+//! a joiner from another machine (PROTOCOL 5.5); then it is sent. After a Welcome the link
+//! gets a thread ([`crate::link`]); after a Redirect the connection is closed right here,
+//! so a flood of joins against a full table never costs a thread.
 
 use crate::link::LinkThreads;
+use crate::replies::ReplyCache;
 use crate::sockets::{ipv4, send_reply};
 use crate::state::Shared;
 use crate::table::Admission;
-use crate::wire::describe;
+use crate::wire::{Kind, describe};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -24,6 +26,7 @@ const BACKOFF_MOST: Duration = Duration::from_millis(100);
 /// Accepts joins until the peer is stopped.
 pub fn serve(listener: &TcpListener, shared: &Arc<Shared>) {
     let mut trouble = AcceptTrouble::default();
+    let mut cache = ReplyCache::for_table(&shared.table);
     let mut links = LinkThreads::new(shared.table.capacity());
     while !shared.stopping() {
         match listener.accept() {
@@ -32,7 +35,7 @@ pub fn serve(listener: &TcpListener, shared: &Arc<Shared>) {
                 if shared.stopping() {
                     break;
                 }
-                answer(stream, from, shared, &mut links);
+                answer(stream, from, shared, &mut cache, &mut links);
             }
             Err(e) => trouble.failed(&e),
         }
@@ -40,8 +43,14 @@ pub fn serve(listener: &TcpListener, shared: &Arc<Shared>) {
     links.join_all();
 }
 
-/// Answers one join with a Welcome or a Redirect.
-fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>, links: &mut LinkThreads) {
+/// Answers one join: admit, reply from the cache, send.
+fn answer(
+    stream: TcpStream,
+    from: SocketAddr,
+    shared: &Arc<Shared>,
+    cache: &mut ReplyCache,
+    links: &mut LinkThreads,
+) {
     let Some(peer) = ipv4(from) else {
         log::warn!("refusing {from}: cPTP carries IPv4 addresses only");
         return;
@@ -50,29 +59,31 @@ fn answer(stream: TcpStream, from: SocketAddr, shared: &Arc<Shared>, links: &mut
     // (PROTOCOL 5.5). One on loopback needs no rewriting, nor the extra system call.
     let local = match peer.ip().is_loopback() {
         true => None,
-        false => stream.local_addr().ok().and_then(ipv4),
+        false => stream
+            .local_addr()
+            .ok()
+            .and_then(ipv4)
+            .map(|ours| *ours.ip()),
     };
-    let admission = match local {
-        Some(local) => shared.table.admit_on(peer, *local.ip()),
-        None => shared.table.admit(peer),
-    };
-    match admission {
-        Admission::Redirect { reply } => {
+    match shared.table.admit(peer) {
+        Admission::Redirect { listed } => {
             shared
                 .output
                 .say_line(format_args!("Peer table full: {peer} redirected"));
-            if let Err(e) = send_reply(&stream, &reply) {
+            let reply = cache.reply(Kind::Redirect, &listed, peer, local);
+            if let Err(e) = send_reply(&stream, reply) {
                 log::info!("Redirect to {peer} not delivered: {e}");
             }
-            log::debug!("sent to {peer}: {}", describe(&reply));
+            log::debug!("sent to {peer}: {}", describe(reply));
         }
-        Admission::Welcome { slot, reply } => {
-            if let Err(e) = send_reply(&stream, &reply) {
+        Admission::Welcome { slot, listed } => {
+            let reply = cache.reply(Kind::Welcome, &listed, peer, local);
+            if let Err(e) = send_reply(&stream, reply) {
                 shared.table.remove(slot);
                 log::warn!("Welcome to {peer} not delivered, entry dropped: {e}");
                 return;
             }
-            log::debug!("sent to {peer}: {}", describe(&reply));
+            log::debug!("sent to {peer}: {}", describe(reply));
             shared
                 .output
                 .say_line(format_args!("Connected from peer {peer}"));
