@@ -6,10 +6,9 @@
 //! Tests that need `node` follow [`cptp::harness::need_tool`]: skipped with a message on a developer
 //! machine without it, failed on CI (env `CI` set).
 
-use cptp::harness::{need_tool, workspace_binary};
+use cptp::harness::{Scratch, need_tool, workspace_binary};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::Ordering;
@@ -409,35 +408,12 @@ fn the_newline_quirk_is_a_warning() {
     assert!(rule["actual"].as_str().unwrap().contains("0A"), "{rule}");
 }
 
-/// Starts `peer` in `dir/peer1-3` and returns it with its address.
-fn start_peer(dir: &Path) -> (std::process::Child, String) {
-    let folder = dir.join("peer1-3");
-    std::fs::create_dir_all(&folder).unwrap();
-    let mut child = Command::new(peer())
-        .current_dir(&folder)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start peer");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .split_whitespace()
-        .nth(4)
-        .expect("address")
-        .to_string();
-    (child, addr)
-}
-
 #[test]
 fn addr_checks_a_running_peer_server_side_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = start_peer(dir.path());
-    let out = bounded(Command::new(cptp()).args(["check", "--addr", &addr]));
-    let _ = child.kill();
-    let _ = child.wait();
+    let scratch = Scratch::new(peer());
+    let running = scratch.start("peer1-3", &[]);
+    let out = bounded(Command::new(cptp()).args(["check", "--addr", &running.addr.to_string()]));
+    drop(running);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("PASS  4.2-exact-length"), "{stdout}");

@@ -2,7 +2,7 @@
 //! `--addr`), the options that shape every verdict (strictness, the time scale), and where
 //! the evidence goes. The helpers here start targets, find where they listen, join them
 //! and start fake peers; each returns the value a rule needs to go on, or the verdict that
-//! ends the rule (see [`crate::need`]).
+//! ends the rule (see `verdict::need`).
 
 use super::scale::Scale;
 use super::target::{Launcher, NoAddress, Scratches, Spec, Target};

@@ -4,7 +4,8 @@
 
 use super::ctx::Subject;
 use super::options::Config;
-use super::report::{Files, points, write};
+use super::report::text::points;
+use super::report::{Files, write};
 use super::runner::{self, Check, Report};
 use super::target::{Launcher, Scratches};
 use crate::sync::lock;

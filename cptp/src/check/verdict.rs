@@ -161,7 +161,6 @@ impl Verdict {
 /// Ends a rule early with a verdict: `need!(ctx.server(..))` gives the value of an
 /// `Ok`, or returns the `Err`'s verdict from the rule. The rules' helpers return
 /// `Result<T, Verdict>`: the value a rule needs to go on, or the verdict that ends it.
-#[macro_export]
 macro_rules! need {
     ($value:expr) => {
         match $value {
@@ -170,6 +169,7 @@ macro_rules! need {
         }
     };
 }
+pub(crate) use need;
 
 #[cfg(test)]
 mod tests {

@@ -317,9 +317,10 @@ pub fn join_patiently(
 }
 
 /// Joins `addr` and reads its reply; panics if either takes longer than
-/// [`super::PATIENCE`] (for tests).
+/// [`super::programs::PATIENCE`] (for tests).
 pub fn join(addr: SocketAddrV4) -> Joined {
-    join_within(addr, super::PATIENCE, super::PATIENCE).unwrap_or_else(|e| panic!("{e}"))
+    join_within(addr, super::programs::PATIENCE, super::programs::PATIENCE)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The peers `addr` lists in its reply to a join (its whole table, when it is full). A

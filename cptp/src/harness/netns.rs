@@ -11,7 +11,7 @@
 //! clock when the `Net` was built: unique per process and per `Net`, so tests running in
 //! parallel never share a host.
 
-use super::{PATIENCE, run_bounded};
+use super::programs::{PATIENCE, run_bounded};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;

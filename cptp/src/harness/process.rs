@@ -14,9 +14,9 @@
 //! strictly, which is what the peer's own tests want (the checker finds the address from
 //! the kernel instead, see [`Process::listening`]).
 
-use super::PATIENCE;
 use super::cleanup;
 use super::procfs::{self, Socket};
+use super::programs::PATIENCE;
 use crate::contract::line;
 use crate::sync::lock;
 use std::collections::VecDeque;

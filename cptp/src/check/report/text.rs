@@ -1,7 +1,6 @@
 //! The report a person reads: rules grouped by section, the evidence of every rule that did
 //! not pass (all of it with `-v`), and a summary line at the end.
 
-use super::{points, section_title};
 use crate::check::runner::Report;
 use crate::check::verdict::Status;
 use std::fmt::Write;
@@ -107,4 +106,28 @@ fn paint(status: Status, colour: bool) -> String {
         Status::Skip => "2",
     };
     format!("\x1b[{code}m{status}\x1b[0m")
+}
+
+/// The title of each top-level section of docs/PROTOCOL.md, for grouping.
+pub fn section_title(section: &str) -> &'static str {
+    match section.split('.').next().unwrap_or("") {
+        "1" => "1. What a peer is",
+        "2" => "2. Command line",
+        "3" => "3. The timer",
+        "4" => "4. The wire format",
+        "5" => "5. Being joined",
+        "6" => "6. Joining",
+        "7" => "7. Output",
+        "8" => "8. Shape of the program",
+        _ => "Other",
+    }
+}
+
+/// Formats a score without a needless `.0`.
+pub fn points(value: f64) -> String {
+    if value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
 }

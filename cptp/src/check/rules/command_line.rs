@@ -3,9 +3,8 @@
 use crate::check::ctx::Ctx;
 use crate::check::rule::{Needs, Rule, SHORT};
 use crate::check::target::Spec;
-use crate::check::verdict::Verdict;
+use crate::check::verdict::{Verdict, need};
 use crate::contract::{Kind, line};
-use crate::need;
 
 pub static RULES: &[Rule] = &[ID_FROM_FOLDER];
 

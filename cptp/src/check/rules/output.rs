@@ -5,10 +5,9 @@ use crate::check::ctx::Ctx;
 use crate::check::lines::{Match, compare};
 use crate::check::rule::{Needs, Rule, SHORT};
 use crate::check::target::{Spec, loose_address};
-use crate::check::verdict::Verdict;
+use crate::check::verdict::{Verdict, need};
 use crate::contract::line;
 use crate::harness::process::Next;
-use crate::need;
 use std::time::Duration;
 
 pub static RULES: &[Rule] = &[ADDRESS_LINE, ADDRESS_JOINABLE];

@@ -5,10 +5,9 @@ use super::support::{LINES_WITHIN, joiner};
 use crate::check::ctx::Ctx;
 use crate::check::lines::{Expected, judge, wait_for};
 use crate::check::rule::{Needs, Rule, SHORT};
-use crate::check::verdict::Verdict;
+use crate::check::verdict::{Verdict, need};
 use crate::contract::line;
 use crate::harness::fake::Answer;
-use crate::need;
 
 pub static RULES: &[Rule] = &[TIMESTAMP];
 

@@ -4,12 +4,11 @@
 use super::support::{VISIT_WITHIN, joiner, still_serving};
 use crate::check::ctx::{CONNECT_WITHIN, Ctx, Server, first_lines};
 use crate::check::rule::{Needs, Rule, SHORT};
-use crate::check::verdict::Verdict;
+use crate::check::verdict::{Verdict, need};
 use crate::contract::{Header, Kind, Message, REDIRECT, VERSION, WELCOME};
 use crate::harness::client::{join_within, read_trailing};
 use crate::harness::fake::Answer;
 use crate::harness::sockets::{ipv4, reset};
-use crate::need;
 use crate::text::short_hex;
 use std::io::Write;
 use std::net::{SocketAddrV4, TcpStream};
