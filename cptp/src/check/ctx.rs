@@ -4,6 +4,7 @@
 //! and start fake peers; each returns the value a rule needs to go on, or the verdict that
 //! ends the rule (see `verdict::need`).
 
+use super::hints;
 use super::scale::Scale;
 use super::target::{Launcher, NoAddress, Scratches, Spec, Target};
 use super::verdict::Verdict;
@@ -134,6 +135,7 @@ impl Ctx {
             actual,
             format!("{why}; this rule needs to join it"),
         )
+        .hints(hints::stderr(&stderr))
     }
 
     /// Starts the target for `spec` and waits until it listens.
@@ -184,7 +186,7 @@ impl Ctx {
             }
             Err(e) => {
                 self.note(format!("join to {addr} failed: {e}"));
-                Err(Verdict::fail(expected, e.to_string(), "the join failed"))
+                Err(Verdict::fail(expected, e.to_string(), "the join failed").hints(join_hints(&e)))
             }
         }
     }
@@ -201,6 +203,14 @@ impl Ctx {
         for fake in fakes {
             self.note(fake.report());
         }
+    }
+}
+
+/// The root causes a failed join shows: what the bytes of a bad reply say.
+pub fn join_hints(e: &JoinError) -> Vec<String> {
+    match e {
+        JoinError::Reply(_, read) => hints::reply(read.bytes()),
+        JoinError::Connect(..) => Vec::new(),
     }
 }
 

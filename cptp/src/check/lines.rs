@@ -73,12 +73,18 @@ pub fn compare_numbered(
     (compare(prefix, head, id, folder), Some(number))
 }
 
+/// True when the words of `line` begin with `prefix` (lower case), whatever the spacing,
+/// punctuation and case around them.
+pub fn begins_with(line: &str, prefix: &[&str]) -> bool {
+    let w = words(line);
+    w.len() >= prefix.len() && w.iter().zip(prefix).all(|(a, b)| a == b)
+}
+
 /// True for a line that is (cosmetically) one of the contract's lines, whatever the
 /// addresses, IDs and numbers in it.
 pub fn is_contract_line(line: &str) -> bool {
     let w = words(line);
-    let starts =
-        |prefix: &[&str]| w.len() >= prefix.len() && w.iter().zip(prefix).all(|(a, b)| a == b);
+    let starts = |prefix: &[&str]| begins_with(line, prefix);
     line.trim().is_empty()
         || starts(&["this", "peer", "address", "is"])
         || starts(&["connected", "from", "peer"])

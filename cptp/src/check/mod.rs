@@ -8,10 +8,11 @@
 //! `submissions` grades a whole class. Read docs/CHECK.md for how teaching assistants
 //! use it.
 //!
-//! Reading order: `verdict`, `scale`, `target`, `lines`, `ctx`, `rule`, `rules`, `runner`,
+//! Reading order: `verdict`, `hints`, `scale`, `target`, `lines`, `ctx`, `rule`, `rules`, `runner`,
 //! `report`, `options`, `submissions`; each uses only those before it.
 
 pub mod verdict;
+pub mod hints;
 pub mod scale;
 pub mod target;
 pub mod lines;

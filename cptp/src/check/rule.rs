@@ -21,6 +21,18 @@ pub enum Needs {
 pub const SHORT: Duration = Duration::from_secs(20);
 pub const LONG: Duration = Duration::from_secs(30);
 
+/// The gate of the rules that join the target: a silent join is answered with cPTP. When
+/// it fails, nothing a join would show can be observed.
+pub const SERVER_GATE: &str = "1.3-silent-join-answered";
+/// The gate of the rules where the target joins: it takes a conforming Welcome and keeps
+/// running. When it fails, nothing of its joining can be observed.
+pub const CLIENT_GATE: &str = "6.2-takes-welcome";
+/// `Rule::after` of a rule that joins the target, of one where the target joins, of one
+/// that needs both.
+pub const AFTER_SERVER: &[&str] = &[SERVER_GATE];
+pub const AFTER_CLIENT: &[&str] = &[CLIENT_GATE];
+pub const AFTER_BOTH: &[&str] = &[CLIENT_GATE, SERVER_GATE];
+
 /// One rule of the contract.
 #[derive(Debug)]
 pub struct Rule {

@@ -110,10 +110,13 @@ impl Report {
         self.results.iter().map(RuleResult::max_score).sum()
     }
 
-    /// True when no rule failed (and so none was blocked).
+    /// True when no rule that carries points failed or was blocked. A rule of weight 0
+    /// (`--points ID=0`) is informational: checked and shown, never failing the check.
     pub fn conforms(&self) -> bool {
-        let t = self.tally();
-        t.failed == 0 && t.blocked == 0
+        !self
+            .results
+            .iter()
+            .any(|r| r.points > 0.0 && matches!(r.verdict.status, Status::Fail | Status::Blocked))
     }
 }
 
@@ -187,11 +190,23 @@ fn next(
         if board.waiting.is_empty() {
             return None;
         }
-        let ready = board.waiting.iter().position(|(_, rule)| {
+        let is_ready = |rule: &Rule| {
             rule.after
                 .iter()
                 .all(|gate| !selected.contains(gate) || board.done.contains_key(gate))
-        });
+        };
+        // Gates first (others wait for them), then the contract's order.
+        let is_gate = |rule: &Rule| {
+            board
+                .waiting
+                .iter()
+                .any(|(_, r)| r.after.contains(&rule.id))
+        };
+        let ready = board
+            .waiting
+            .iter()
+            .position(|(_, rule)| is_ready(rule) && is_gate(rule))
+            .or_else(|| board.waiting.iter().position(|(_, rule)| is_ready(rule)));
         if let Some(at) = ready {
             let (index, rule) = board.waiting.remove(at);
             let blocked = rule.after.iter().find_map(|gate| {

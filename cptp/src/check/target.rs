@@ -438,6 +438,24 @@ impl Target {
         }
     }
 
+    /// Reads lines until one satisfies `matches`, for up to `within`: that line, or `None`
+    /// (the lines read stay in [`Target::seen`]).
+    pub fn wait_for_line(
+        &mut self,
+        within: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left) {
+                Next::Line(line) if matches(&line) => return Some(line),
+                Next::Line(_) => {}
+                Next::Quiet | Next::Closed => return None,
+            }
+        }
+    }
+
     /// The address the address line names, reading lines for up to `patience` from the
     /// target's start if none has named one yet. Lines read are handed to the rule later.
     pub fn wait_claim(&mut self, patience: Duration) -> Option<SocketAddrV4> {

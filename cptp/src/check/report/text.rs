@@ -24,9 +24,15 @@ pub fn render(report: &Report, verbose: bool, colour: bool) -> String {
             let _ = writeln!(out, "\n{title}");
         }
         let status = result.verdict.status;
+        let informational = match result.points {
+            0.0 => " (informational: 0 points)",
+            _ => "",
+        };
+        // Statuses are padded to the widest, BLOCKED, so that the IDs line up.
+        let pad = " ".repeat(7usize.saturating_sub(status.to_string().len()));
         let _ = writeln!(
             out,
-            "  {}  {:<30} {}",
+            "  {}{pad}  {:<30} {}{informational}",
             paint(status, colour),
             result.rule.id,
             result.rule.requirement
@@ -43,23 +49,23 @@ pub fn render(report: &Report, verbose: bool, colour: bool) -> String {
             // A blocked rule observed nothing: only its reason is worth a line.
             let observed = status != Status::Blocked || label == "why";
             if observed && !text.is_empty() {
-                let _ = writeln!(out, "        {label:<9} {text}");
+                let _ = writeln!(out, "           {label:<9} {text}");
             }
         }
         for hint in &v.hints {
-            let _ = writeln!(out, "        {:<9} {hint}", "hint");
+            let _ = writeln!(out, "           {:<9} {hint}", "hint");
         }
         if verbose || status == Status::Fail {
             let _ = writeln!(
                 out,
-                "        {:<9} {:.2} s",
+                "           {:<9} {:.2} s",
                 "took",
                 result.elapsed.as_secs_f64()
             );
         }
         if verbose {
             for line in &result.evidence {
-                let _ = writeln!(out, "        > {line}");
+                let _ = writeln!(out, "           > {line}");
             }
         }
     }

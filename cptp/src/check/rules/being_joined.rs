@@ -4,7 +4,8 @@
 
 use super::support::{expect_line, list, must_welcome};
 use crate::check::ctx::{Ctx, Server};
-use crate::check::rule::{LONG, Needs, Rule, SHORT};
+use crate::check::hints;
+use crate::check::rule::{AFTER_SERVER, LONG, Needs, Rule, SHORT};
 use crate::check::target::Spec;
 use crate::check::verdict::{Verdict, need};
 use crate::contract::{Kind, Message, line};
@@ -37,7 +38,7 @@ pub const WELCOME_BYTES: Rule = Rule {
     id: "5.1-welcome-bytes",
     requirement: "The first join gets a Welcome, byte for byte: V = 7, type 1, N = 0, the sender ID from the folder",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: welcome_bytes,
 };
@@ -52,17 +53,18 @@ fn welcome_bytes(ctx: &Ctx) -> Verdict {
     );
     let joined = need!(ctx.join(addr, &want));
     if joined.raw == expected {
-        Verdict::pass(want, joined.describe())
-    } else {
-        Verdict::fail(want, joined.describe(), "the bytes differ")
+        return Verdict::pass(want, joined.describe());
     }
+    let sent = joined.message.sender_id();
+    Verdict::fail(want, joined.describe(), "the bytes differ")
+        .hints(hints::id(&sent, "peer1", "peer1-2"))
 }
 
 pub const WELCOME_LISTS_TABLE: Rule = Rule {
     id: "5.1-welcome-lists-table",
     requirement: "Each Welcome lists the table as it was before this join, in the order the entries joined",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: welcome_lists_table,
 };
@@ -93,7 +95,7 @@ pub const LINK_STAYS_OPEN: Rule = Rule {
     id: "5.1-link-stays-open",
     requirement: "After a Welcome the connection stays open (it is the link) and the joiner stays listed",
     needs: Needs::Address,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: link_stays_open,
 };
@@ -137,7 +139,7 @@ pub const CONNECTED_LINE: Rule = Rule {
     id: "5.1-connected-line",
     requirement: "A Welcome is followed by the line 'Connected from peer IP:PORT' naming the joiner",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: connected_line,
 };
@@ -153,7 +155,7 @@ pub const TABLE_SIZE: Rule = Rule {
     id: "5.2-table-size",
     requirement: "The table holds exactly SIZE peers (from the folder ID-SIZE): SIZE Welcomes, then a Redirect",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: table_size,
 };
@@ -208,7 +210,7 @@ pub const REDIRECT_LISTS_TABLE: Rule = Rule {
     id: "5.2-redirect-lists-table",
     requirement: "When the table is full the Redirect lists the whole table",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: redirect_lists_table,
 };
@@ -235,7 +237,7 @@ pub const FULL_LINE: Rule = Rule {
     id: "5.2-full-line",
     requirement: "A Redirect comes with the line 'Peer table full: IP:PORT redirected' naming the joiner",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: full_line,
 };
@@ -250,7 +252,7 @@ pub const REDIRECT_CLOSED: Rule = Rule {
     id: "5.2-redirect-closed",
     requirement: "After a Redirect the peer closes the connection",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: redirect_closed,
 };
@@ -280,7 +282,7 @@ pub const CONCURRENT_JOINS: Rule = Rule {
     id: "5.3-concurrent-joins",
     requirement: "Many joins at once never overfill the table: exactly SIZE Welcomes, Redirects for the rest",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_SERVER,
     limit: LONG,
     run: concurrent_joins,
 };
@@ -359,28 +361,54 @@ fn concurrent_joins(ctx: &Ctx) -> Verdict {
     Verdict::pass(expected, actual)
 }
 
+/// What polling a target with joins ended with, when no reply was the one awaited.
+enum Polled {
+    /// The last join got this reply.
+    Reply(String),
+    /// The last join failed: this is why.
+    Failed(String),
+}
+
+impl Polled {
+    /// The reason of the FAIL: `still` when replies kept coming, or what the last join met.
+    fn reason(&self, still: &str) -> String {
+        match self {
+            Polled::Reply(_) => still.to_string(),
+            Polled::Failed(e) => {
+                format!("the last join after the departure failed ({e}), so it could not be seen")
+            }
+        }
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            Polled::Reply(text) | Polled::Failed(text) => text,
+        }
+    }
+}
+
 /// Joins until `accept` likes the reply or `within` passes; replies it does not like are
-/// closed. Returns the accepted join and how long it took, or the last reply seen.
+/// closed. Returns the accepted join and how long it took, or the last thing seen.
 fn poll_join(
     ctx: &Ctx,
     addr: SocketAddrV4,
     within: Duration,
     accept: impl Fn(&Joined) -> bool,
-) -> Result<(Joined, Duration), String> {
+) -> Result<(Joined, Duration), Polled> {
     let started = Instant::now();
-    let mut last = String::from("no reply");
+    let mut last = Polled::Failed("no join was tried".into());
     for _ in 0..200 {
         match ctx.try_join(addr) {
             Ok(joined) if accept(&joined) => return Ok((joined, started.elapsed())),
-            Ok(joined) => last = joined.describe(),
-            Err(e) => last = e.to_string(),
+            Ok(joined) => last = Polled::Reply(joined.describe()),
+            Err(e) => last = Polled::Failed(e.to_string()),
         }
         if started.elapsed() >= within {
             break;
         }
         thread::sleep(Duration::from_millis(50));
     }
-    ctx.note(format!("last reply while polling: {last}"));
+    ctx.note(format!("last while polling: {}", last.text()));
     Err(last)
 }
 
@@ -388,7 +416,7 @@ pub const SLOT_FREED: Rule = Rule {
     id: "5.4-slot-freed",
     requirement: "When a linked peer closes, its slot is free again within 1 s",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: slot_freed,
 };
@@ -411,31 +439,36 @@ fn slot_freed(ctx: &Ctx) -> Verdict {
         ),
         Err(last) => Verdict::fail(
             expected,
-            format!("still, after {}: {last}", ctx.scale.secs(DEPARTURE_WITHIN)),
-            "the slot was not freed",
+            format!(
+                "after {}: {}",
+                ctx.scale.secs(DEPARTURE_WITHIN),
+                last.text()
+            ),
+            last.reason("the slot was not freed"),
         ),
     }
 }
 
 pub const DEPARTED_NOT_LISTED: Rule = Rule {
     id: "5.4-departed-not-listed",
-    requirement: "A peer that left is no longer listed in replies (within 1 s)",
+    requirement: "A peer that left is no longer listed in replies, Welcomes and Redirects (within 1 s)",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: departed_not_listed,
 };
 
-/// A and B join, A leaves, a new join must list B and not A.
+/// A table of 2: A and B join, A leaves; the next join (C) must be welcomed listing B and
+/// not A, and once the table is full again, the Redirect must not list A either.
 fn departed_not_listed(ctx: &Ctx) -> Verdict {
-    let server = need!(ctx.server("peer1", 3));
+    let server = need!(ctx.server("peer1", 2));
     let a = need!(ctx.join(server.addr, "a Welcome"));
     let b = need!(ctx.join(server.addr, "a Welcome"));
     need!(must_welcome(&b, "the second join"));
     let (gone, stays) = (a.local, b.local);
     drop(a);
     let expected = format!(
-        "within {}, a Welcome listing {stays} and not {gone}",
+        "within {}, a Welcome listing {stays} and not {gone}; then a Redirect without {gone}",
         ctx.scale.secs(DEPARTURE_WITHIN)
     );
     let fine = |j: &Joined| {
@@ -443,24 +476,49 @@ fn departed_not_listed(ctx: &Ctx) -> Verdict {
             && j.message.peers.contains(&stays)
             && !j.message.peers.contains(&gone)
     };
-    match poll_join(ctx, server.addr, ctx.time(DEPARTURE_WITHIN), fine) {
-        Ok((joined, took)) => Verdict::pass(
+    let (c, took) = match poll_join(ctx, server.addr, ctx.time(DEPARTURE_WITHIN), fine) {
+        Ok(welcomed) => welcomed,
+        Err(last) => {
+            return Verdict::fail(
+                expected,
+                format!(
+                    "after {}: {}",
+                    ctx.scale.secs(DEPARTURE_WITHIN),
+                    last.text()
+                ),
+                last.reason("the departed peer is still listed"),
+            );
+        }
+    };
+    let redirect = need!(ctx.join(server.addr, "a Redirect"));
+    let actual = format!(
+        "{} after {} ms; then {}",
+        c.describe(),
+        took.as_millis(),
+        redirect.describe()
+    );
+    if redirect.message.kind != Kind::Redirect {
+        return Verdict::fail(
             expected,
-            format!("{} after {} ms", joined.describe(), took.as_millis()),
-        ),
-        Err(last) => Verdict::fail(
-            expected,
-            format!("after {}: {last}", ctx.scale.secs(DEPARTURE_WITHIN)),
-            "the departed peer is still listed",
-        ),
+            actual,
+            "the table of 2, full again, did not redirect",
+        );
     }
+    if redirect.message.peers.contains(&gone) {
+        return Verdict::fail(
+            expected,
+            actual,
+            "the departed peer is still listed in the Redirect",
+        );
+    }
+    Verdict::pass(expected, actual)
 }
 
 pub const LEFT_LINE: Rule = Rule {
     id: "5.4-left-line",
     requirement: "A departure prints 'Peer IP:PORT left'",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: left_line,
 };

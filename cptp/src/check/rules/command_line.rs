@@ -1,7 +1,8 @@
 //! PROTOCOL 2, the command line: the ID and the table size come from the folder's name.
 
 use crate::check::ctx::Ctx;
-use crate::check::rule::{Needs, Rule, SHORT};
+use crate::check::hints;
+use crate::check::rule::{AFTER_SERVER, Needs, Rule, SHORT};
 use crate::check::target::Spec;
 use crate::check::verdict::{Verdict, need};
 use crate::contract::{Kind, line};
@@ -12,7 +13,7 @@ pub const ID_FROM_FOLDER: Rule = Rule {
     id: "2.2-id-from-folder",
     requirement: "The peer ID comes from the folder name ID-SIZE: the address line and the Welcome's sender ID carry it",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: id_from_folder,
 };
@@ -38,7 +39,8 @@ fn id_from_folder(ctx: &Ctx) -> Verdict {
             expected,
             actual,
             format!("the Welcome's sender ID is '{sent}'"),
-        );
+        )
+        .hints(hints::id(&sent, "peer7", "peer7-3"));
     }
     match printed.as_str() {
         "peer7" => Verdict::pass(expected, actual),
@@ -57,6 +59,7 @@ fn id_from_folder(ctx: &Ctx) -> Verdict {
             expected,
             actual,
             format!("the address line shows the ID '{other}'"),
-        ),
+        )
+        .hints(hints::id(other, "peer7", "peer7-3")),
     }
 }

@@ -3,22 +3,26 @@
 //! to other fakes, a loop of Redirects, or refusals.
 
 use super::support::{LINES_WITHIN, joiner, list, visited};
-use crate::check::ctx::Ctx;
-use crate::check::lines::{Expected, Found, expect_sequence, judge, wait_for};
-use crate::check::rule::{LONG, Needs, Rule, SHORT};
-use crate::check::target::Target;
+use crate::check::ctx::{Ctx, first_lines};
+use crate::check::hints;
+use crate::check::lines::{Expected, Found, begins_with, expect_sequence, judge, wait_for};
+use crate::check::rule::{AFTER_BOTH, AFTER_CLIENT, CLIENT_GATE, LONG, Needs, Rule, SHORT};
+use crate::check::target::{Spec, Target};
 use crate::check::verdict::{Verdict, need};
-use crate::contract::{Kind, line};
+use crate::contract::{Kind, Message, line};
 use crate::harness::fake::{Answer, Fake};
 use crate::harness::sockets::dead_address;
+use crate::text::short_hex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 pub static RULES: &[Rule] = &[
+    TAKES_WELCOME,
     JOIN_FROM_LISTENING_PORT,
     ACCEPTS_AFTER_JOIN,
     WELCOME_LINES,
+    COUNTS_JOINED_PEER,
     REDIRECT_LINES,
     AUTO_JOIN_FIRST,
     AUTO_JOIN_TWO_LEVELS,
@@ -38,11 +42,98 @@ fn joined_once(ctx: &Ctx) -> Result<(Fake, Target, std::net::SocketAddrV4), Verd
     Ok((a, target, from))
 }
 
+pub const TAKES_WELCOME: Rule = Rule {
+    id: CLIENT_GATE,
+    requirement: "Started with -p, the peer takes a conforming Welcome: it says so ('Connected to peer ...') and keeps running",
+    needs: Needs::Fresh,
+    after: &[],
+    limit: LONG,
+    run: takes_welcome,
+};
+
+/// The gate of every rule where the target joins. A joiner that crashes at start, cannot
+/// decode a Welcome, or waits for bytes no conforming peer sends fails here once, with the
+/// cause the evidence shows, and the rules behind it are BLOCKED.
+fn takes_welcome(ctx: &Ctx) -> Verdict {
+    let a = need!(ctx.fake("fakeA", Answer::Welcome));
+    a.set_list(vec![]);
+    let (mut target, _) = need!(visited(ctx, &a));
+    let expected = format!(
+        "'{}<timer>' after a Welcome ({}), and still running",
+        line::connected_to("fakeA", a.addr.port()),
+        short_hex(&Message::new(Kind::Welcome, "fakeA", vec![]).encode(), 16)
+    );
+    let within = ctx.time(LINES_WITHIN);
+    let took = |l: &str| begins_with(l, &["connected", "to", "peer"]);
+    let found = target.wait_for_line(within, took);
+    ctx.note_fakes(&[&a]);
+    if found.is_none() {
+        let stderr = target.stderr();
+        if let Some(status) = target.exit_status() {
+            return Verdict::fail(
+                expected,
+                format!(
+                    "it exited after {:.1} s ({status}); stderr: {}",
+                    target.age().as_secs_f64(),
+                    first_lines(&stderr, 6)
+                ),
+                "the target exited once it had joined (it was sent a conforming Welcome), before saying it took it",
+            )
+            .hints(hints::stderr(&stderr));
+        }
+        let mut verdict = Verdict::fail(
+            expected,
+            format!(
+                "no 'Connected to peer' line within {}; stdout {}",
+                ctx.scale.secs(LINES_WITHIN),
+                target.shown()
+            ),
+            "the target printed nothing for a conforming Welcome (it could not decode it, or waits for more)",
+        );
+        if takes_welcome_with_newline(ctx) {
+            verdict = verdict.hint(
+                "it waits for a newline after the message: with '\\n' after the Welcome it goes on. PROTOCOL 4.2: a message has no delimiter, it is exactly 4 + L + 6N bytes; read the header, then exactly the bytes it announces",
+            );
+        }
+        return verdict;
+    }
+    thread::sleep(ctx.time(Duration::from_millis(500)));
+    if let Some(status) = target.exit_status() {
+        let stderr = target.stderr();
+        return Verdict::fail(
+            expected,
+            format!(
+                "it printed {:?}, then exited ({status}); stderr: {}",
+                found.unwrap_or_default(),
+                first_lines(&stderr, 6)
+            ),
+            "the target ended right after taking the Welcome",
+        )
+        .hints(hints::stderr(&stderr));
+    }
+    Verdict::pass(expected, found.unwrap_or_default())
+}
+
+/// Whether a joiner that said nothing for a Welcome goes on when a newline follows it.
+fn takes_welcome_with_newline(ctx: &Ctx) -> bool {
+    let welcome = Message::new(Kind::Welcome, "fakeN", vec![]).encode();
+    let Ok(n) = ctx.fake("fakeN", Answer::Raw([&welcome[..], b"\n"].concat())) else {
+        return false;
+    };
+    let Ok((mut target, _)) = visited(ctx, &n) else {
+        return false;
+    };
+    let found = target.wait_for_line(ctx.time(LINES_WITHIN), |l| {
+        begins_with(l, &["connected", "to", "peer"])
+    });
+    found.is_some()
+}
+
 pub const JOIN_FROM_LISTENING_PORT: Rule = Rule {
     id: "6.1-join-from-listening-port",
     requirement: "The join comes from the joiner's listening port, so the address others record accepts joins",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_CLIENT,
     limit: SHORT,
     run: join_from_listening_port,
 };
@@ -70,7 +161,7 @@ pub const ACCEPTS_AFTER_JOIN: Rule = Rule {
     id: "6.1-accepts-after-join",
     requirement: "After joining, the peer still accepts joins at its address",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_BOTH,
     limit: SHORT,
     run: accepts_after_join,
 };
@@ -98,7 +189,7 @@ pub const WELCOME_LINES: Rule = Rule {
     id: "6.2-welcome-lines",
     requirement: "A Welcome prints 'Connected to peer ID:PORT at timestamp: T', 'Received ack from ID:PORT' and the 'which is peered with' line",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_CLIENT,
     limit: SHORT,
     run: welcome_lines,
 };
@@ -126,11 +217,57 @@ fn welcome_lines(ctx: &Ctx) -> Verdict {
     verdict
 }
 
+pub const COUNTS_JOINED_PEER: Rule = Rule {
+    id: "6.2-counts-joined-peer",
+    requirement: "The peer it joined takes a slot of its table: in peer2-1, once joined, it redirects the next joiner and lists that peer",
+    needs: Needs::Fresh,
+    after: AFTER_BOTH,
+    limit: SHORT,
+    run: counts_joined_peer,
+};
+
+fn counts_joined_peer(ctx: &Ctx) -> Verdict {
+    let a = need!(ctx.fake("fakeA", Answer::Welcome));
+    a.set_list(vec![]);
+    let mut target = need!(ctx.start(Spec::joining("peer2", 1, a.addr)));
+    let took = target.wait_for_line(ctx.time(LINES_WITHIN), |l| {
+        begins_with(l, &["connected", "to", "peer"])
+    });
+    if took.is_none() {
+        return Verdict::fail(
+            "'Connected to peer fakeA:...' once joined",
+            format!("stdout {}", target.shown()),
+            "the target did not say it joined the peer given with -p",
+        );
+    }
+    let listening = need!(ctx.address(&mut target));
+    let expected = format!(
+        "a Redirect listing {} (its table of 1 holds the peer it joined)",
+        a.addr
+    );
+    let joined = need!(ctx.join(listening, &expected));
+    ctx.note_fakes(&[&a]);
+    let listed = joined.message.peers.contains(&a.addr);
+    match (joined.message.kind, listed) {
+        (Kind::Redirect, true) => Verdict::pass(expected, joined.describe()),
+        (Kind::Redirect, false) => Verdict::fail(
+            expected,
+            joined.describe(),
+            "the Redirect does not list the peer it joined",
+        ),
+        (Kind::Welcome, _) => Verdict::fail(
+            expected,
+            joined.describe(),
+            "the peer it joined took no slot: with a table of 1 it welcomed another joiner (PROTOCOL 6.2: the accepting peer is added to the table)",
+        ),
+    }
+}
+
 pub const REDIRECT_LINES: Rule = Rule {
     id: "6.3-redirect-lines",
     requirement: "A Redirect prints the ack, the 'which is peered with' line, a blank line, 'The join has been declined; the auto-join process is performing ...' and a blank line",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_CLIENT,
     limit: SHORT,
     run: redirect_lines,
 };
@@ -171,7 +308,7 @@ pub const AUTO_JOIN_FIRST: Rule = Rule {
     id: "6.3-auto-join-first",
     requirement: "After a Redirect the peer joins the first listed peer first",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_CLIENT,
     limit: LONG,
     run: auto_join_first,
 };
@@ -216,7 +353,7 @@ pub const AUTO_JOIN_TWO_LEVELS: Rule = Rule {
     id: "6.3-auto-join-two-levels",
     requirement: "The auto-join follows a Redirect that leads to another Redirect",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_CLIENT,
     limit: LONG,
     run: auto_join_two_levels,
 };
@@ -251,9 +388,9 @@ fn wait_give_up(target: &mut Target, within: Duration, quiet: Duration) -> Found
 
 pub const REDIRECT_LOOP_ENDS: Rule = Rule {
     id: "6.3-redirect-loop-ends",
-    requirement: "A Redirect loop (A lists B, B lists A) ends, each address tried at most once",
+    requirement: "A Redirect loop (A lists B, B lists A) ends, each address tried at most once, and the peer keeps running",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_CLIENT,
     limit: LONG,
     run: redirect_loop_ends,
 };
@@ -270,8 +407,20 @@ fn redirect_loop_ends(ctx: &Ctx) -> Verdict {
         ctx.time(Duration::from_secs(1)),
     );
     ctx.note_fakes(&[&a, &b]);
-    let expected = format!("one join to {} and one to {}, then no more", a.addr, b.addr);
+    let expected = format!(
+        "one join to {} and one to {}, then no more, and still running",
+        a.addr, b.addr
+    );
     let actual = format!("{}; {}", a.report(), b.report());
+    if let Some(status) = target.exit_status() {
+        let stderr = target.stderr();
+        return Verdict::fail(
+            expected,
+            format!("{actual}; then it exited ({status}); stderr: {}", first_lines(&stderr, 6)),
+            "the loop ended because the target did: a peer that gives up keeps serving (PROTOCOL 6.4)",
+        )
+        .hints(hints::stderr(&stderr));
+    }
     match (a.count(), b.count()) {
         (1, 1) => Verdict::pass(expected, actual),
         (_, 0) => Verdict::fail(expected, actual, "the target never followed the Redirect"),
@@ -287,7 +436,7 @@ pub const NO_SELF_JOIN: Rule = Rule {
     id: "6.3-no-self-join",
     requirement: "A Redirect that lists the peer's own address does not make it join itself",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_CLIENT,
     limit: LONG,
     run: no_self_join,
 };
@@ -375,9 +524,9 @@ fn no_self_join(ctx: &Ctx) -> Verdict {
 
 pub const GIVES_UP: Rule = Rule {
     id: "6.4-gives-up",
-    requirement: "When nobody accepts, the peer prints 'No peer accepted the join; running standalone' and stops trying",
+    requirement: "When nobody accepts (peers close at once, one refuses the connection), the peer prints 'No peer accepted the join; running standalone', stops trying and keeps running",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_CLIENT,
     limit: LONG,
     run: gives_up,
 };
@@ -387,8 +536,9 @@ pub const GIVES_UP: Rule = Rule {
 fn gives_up(ctx: &Ctx) -> Verdict {
     let b = need!(ctx.fake("fakeB", Answer::Close));
     let c = need!(ctx.fake("fakeC", Answer::Close));
+    let refusing = dead_address();
     let a = need!(ctx.fake("fakeA", Answer::Redirect));
-    a.set_list(vec![b.addr, c.addr]);
+    a.set_list(vec![b.addr, c.addr, refusing]);
     let mut target = need!(joiner(ctx, &a));
     let within = ctx.time(AUTO_JOIN_WITHIN);
     let found = wait_give_up(&mut target, within, ctx.time(Duration::from_millis(1500)));
@@ -396,30 +546,28 @@ fn gives_up(ctx: &Ctx) -> Verdict {
     let counts = [a.count(), b.count(), c.count()];
     let total: usize = counts.iter().sum();
     let expected = format!(
-        "'{}' and at most one attempt per address (3 in all)",
+        "'{}', at most one attempt per address, and still running",
         line::GIVE_UP
     );
+    let attempts = format!("{}; {}; {}", a.report(), b.report(), c.report());
     if counts.iter().any(|n| *n > 1) {
         return Verdict::fail(
             expected,
-            format!(
-                "{total} connection attempts: {}; {}; {}",
-                a.report(),
-                b.report(),
-                c.report()
-            ),
+            format!("{total} connection attempts: {attempts}"),
             "the target keeps retrying peers that refused it",
         );
+    }
+    if let Some(status) = target.exit_status() {
+        let stderr = target.stderr();
+        return Verdict::fail(
+            expected,
+            format!("{attempts}; then it exited ({status}); stderr: {}", first_lines(&stderr, 6)),
+            format!("peers that closed at once, or refused the connection ({refusing}), stopped the target: PROTOCOL 6.4 reports each on stderr and goes on"),
+        )
+        .hints(hints::stderr(&stderr));
     }
     let mut verdict = judge(&found, Expected::Line(line::GIVE_UP), ctx.strict, within);
     verdict.expected = expected;
     verdict.actual = format!("{}; {total} attempts", verdict.actual);
-    if let Some(status) = target.exit_status() {
-        return Verdict::fail(
-            verdict.expected,
-            format!("exited ({status})"),
-            "a standalone peer keeps serving; this one exited",
-        );
-    }
     verdict
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+pub mod what_a_peer_is;
 pub mod command_line;
 pub mod timer;
 pub mod wire_format;
@@ -14,6 +15,7 @@ use super::rule::Rule;
 
 /// Every section's rules, in the order of the contract.
 pub static SECTIONS: &[&[Rule]] = &[
+    what_a_peer_is::RULES,
     command_line::RULES,
     timer::RULES,
     wire_format::RULES,

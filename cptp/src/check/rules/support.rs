@@ -2,6 +2,7 @@
 //! peer, waiting for one of its lines, and checking that it still serves.
 
 use crate::check::ctx::{Ctx, Server, first_lines};
+use crate::check::hints;
 use crate::check::lines::{Expected, judge, wait_for};
 use crate::check::target::{Spec, Target};
 use crate::check::verdict::Verdict;
@@ -62,6 +63,7 @@ pub fn never_joined(ctx: &Ctx, target: &mut Target, fake: &Fake, ended: Option<S
         actual,
         "the target never joined the peer given with -p",
     )
+    .hints(hints::stderr(&stderr))
 }
 
 /// The reply must be a Welcome.
@@ -92,14 +94,16 @@ pub fn still_serving(ctx: &Ctx, server: &mut Server, after: &str) -> Verdict {
     if let Some(target) = server.target.as_mut()
         && let Some(status) = target.exit_status()
     {
+        let stderr = target.stderr();
         return Verdict::fail(
             expected,
             format!(
                 "the target exited ({status}); stderr: {}",
-                first_lines(&target.stderr(), 6)
+                first_lines(&stderr, 6)
             ),
             format!("{after} stopped the target"),
-        );
+        )
+        .hints(hints::stderr(&stderr));
     }
     match ctx.try_join(server.addr) {
         Ok(joined) => {

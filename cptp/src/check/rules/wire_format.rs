@@ -3,7 +3,8 @@
 
 use super::support::{VISIT_WITHIN, joiner, still_serving};
 use crate::check::ctx::{CONNECT_WITHIN, Ctx, Server, first_lines};
-use crate::check::rule::{Needs, Rule, SHORT};
+use crate::check::hints;
+use crate::check::rule::{AFTER_BOTH, AFTER_SERVER, Needs, Rule, SHORT};
 use crate::check::verdict::{Verdict, need};
 use crate::contract::{Header, Kind, Message, REDIRECT, VERSION, WELCOME};
 use crate::harness::client::{join_within, read_trailing};
@@ -32,7 +33,7 @@ pub const EXACT_LENGTH: Rule = Rule {
     id: "4.2-exact-length",
     requirement: "A reply is exactly 4 + L + 6N bytes: no zero padding, no trailing newline, nothing else",
     needs: Needs::Address,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: exact_length,
 };
@@ -102,7 +103,7 @@ pub const SURVIVES_RESET: Rule = Rule {
     id: "4.5-survives-reset",
     requirement: "A connection that resets at once does not stop the peer: it still answers joins",
     needs: Needs::Address,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: survives_reset,
 };
@@ -192,7 +193,7 @@ pub const SURVIVES_JUNK: Rule = Rule {
     id: "4.5-survives-junk",
     requirement: "Junk sent on a connection (a link carries no data) does not stop the peer",
     needs: Needs::Address,
-    after: &[],
+    after: AFTER_SERVER,
     limit: SHORT,
     run: survives_junk,
 };
@@ -212,7 +213,7 @@ pub const REPLY_BAD_VERSION: Rule = Rule {
     id: "4.5-reply-bad-version",
     requirement: "A reply with version 6 is an error: the joiner keeps running and accepts joins",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_BOTH,
     limit: SHORT,
     run: reply_bad_version,
 };
@@ -233,7 +234,7 @@ pub const REPLY_UNKNOWN_TYPE: Rule = Rule {
     id: "4.5-reply-unknown-type",
     requirement: "A reply of message type 3 is an error: the joiner keeps running and accepts joins",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_BOTH,
     limit: SHORT,
     run: reply_unknown_type,
 };
@@ -253,7 +254,7 @@ pub const REPLY_TRUNCATED: Rule = Rule {
     id: "4.5-reply-truncated",
     requirement: "A reply cut short by a close is an error: the joiner keeps running and accepts joins",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_BOTH,
     limit: SHORT,
     run: reply_truncated,
 };
@@ -274,7 +275,7 @@ pub const REPLY_SILENT: Rule = Rule {
     id: "4.5-reply-silent",
     requirement: "A peer that never replies does not block the joiner: it keeps accepting joins",
     needs: Needs::Fresh,
-    after: &[],
+    after: AFTER_BOTH,
     limit: SHORT,
     run: reply_silent,
 };
@@ -302,14 +303,13 @@ fn survives_reply(ctx: &Ctx, answer: Answer, what: &str) -> Verdict {
     thread::sleep(ctx.time(Duration::from_millis(500)));
     ctx.note_fakes(&[&a]);
     if let Some(status) = target.exit_status() {
+        let stderr = target.stderr();
         return Verdict::fail(
             expected,
-            format!(
-                "exited ({status}); stderr: {}",
-                first_lines(&target.stderr(), 6)
-            ),
+            format!("exited ({status}); stderr: {}", first_lines(&stderr, 6)),
             format!("{what} stopped the target"),
-        );
+        )
+        .hints(hints::stderr(&stderr));
     }
     let listening = need!(ctx.address(&mut target));
     // The joiner gives a reply 5 s (PROTOCOL 6.5): a server that waits out its joiner's
