@@ -137,7 +137,8 @@ fn assert_junit_matches(run: &Run) {
         let id = case.attribute("name").expect("testcase name");
         let failed = case.children().any(|c| c.has_tag_name("failure"));
         let skipped = case.children().any(|c| c.has_tag_name("skipped"));
-        assert_eq!(failed, statuses[id] == "fail", "{id} in JUnit");
+        let earned_nothing = statuses[id] == "fail" || statuses[id] == "blocked";
+        assert_eq!(failed, earned_nothing, "{id} in JUnit");
         assert_eq!(skipped, statuses[id] == "skip", "{id} in JUnit");
         assert!(
             case.attribute("classname")
@@ -149,7 +150,8 @@ fn assert_junit_matches(run: &Run) {
         .find(|n| n.has_tag_name("testsuite"))
         .expect("testsuite");
     let failures: usize = suite.attribute("failures").unwrap().parse().unwrap();
-    assert_eq!(failures, statuses.values().filter(|s| *s == "fail").count());
+    let earned_nothing = |s: &&String| *s == "fail" || *s == "blocked";
+    assert_eq!(failures, statuses.values().filter(earned_nothing).count());
 }
 
 /// Asserts that results.json has Gradescope's fields and agrees with the JSON report.
@@ -165,7 +167,7 @@ fn assert_gradescope_matches(run: &Run) {
         let score = test["score"].as_f64().expect("score");
         let max = test["max_score"].as_f64().expect("max_score");
         let status = test["status"].as_str().expect("status");
-        let failed = statuses[name] == "fail";
+        let failed = statuses[name] == "fail" || statuses[name] == "blocked";
         assert_eq!(status, if failed { "failed" } else { "passed" }, "{name}");
         assert_eq!(score, if failed { 0.0 } else { max }, "{name}");
         total += score;
@@ -248,12 +250,13 @@ const FAULTS: &[Fault] = &[
     (
         "folder-name",
         &[],
-        &[("2.2-id-from-folder", "warn"), ("7.1-address-line", "warn")],
+        &[
+            ("2.2-id-from-folder", "warn"),
+            ("7.1-address-line", "warn"),
+            ("7.1-address-line-joining", "warn"),
+        ],
     ),
     ("debug", &[], &[]),
-    // Listening only after its join, as the course's sample does: the address line comes
-    // too late for the Redirect that should list it.
-    ("late-listen", &[], &[("6.3-no-self-join", "fail")]),
     (
         "debug",
         &["--strict"],
@@ -263,15 +266,105 @@ const FAULTS: &[Fault] = &[
             ("5.4-left-line", "fail"),
         ],
     ),
+    // Listening only after its join, as the course's sample does: the address line comes
+    // too late, for the Redirect that should list it and for PROTOCOL 7.1.
+    (
+        "late-listen",
+        &[],
+        &[
+            ("6.3-no-self-join", "fail"),
+            ("7.1-address-line-joining", "fail"),
+        ],
+    ),
+    // The mistakes of real students' peers (issue 14), each with its fair verdict: what
+    // the peer does right passes; a root cause is named once, the rules behind it BLOCKED.
+    (
+        "imagedb-first",
+        &[],
+        &[
+            ("7.1-address-line", "warn"),
+            ("7.1-address-line-joining", "warn"),
+        ],
+    ),
+    ("stray-colon", &[], &[("7.1-address-line", "warn")]),
+    (
+        "debug-70",
+        &[],
+        &[
+            ("7.1-address-line", "warn"),
+            ("7.1-address-line-joining", "warn"),
+        ],
+    ),
+    ("print-before-listen", &[], &[]),
+    (
+        "split-dashes",
+        &[],
+        &[
+            ("2.2-id-from-folder", "fail"),
+            ("5.1-welcome-bytes", "fail"),
+            ("7.1-address-line", "fail"),
+            ("7.1-address-line-joining", "fail"),
+        ],
+    ),
+    ("version-byte", &[], &[("1.3-silent-join-answered", "fail")]),
+    ("ascii-bits", &[], &[("1.3-silent-join-answered", "fail")]),
+    (
+        "answer-after-data",
+        &[],
+        &[("1.3-silent-join-answered", "fail")],
+    ),
+    ("eaddrinuse", &[], &[("6.2-takes-welcome", "fail")]),
+    ("bind-outgoing", &[], &[("6.2-takes-welcome", "fail")]),
+    ("swapped-connect", &[], &[("6.2-takes-welcome", "fail")]),
+    ("wait-newline", &[], &[("6.2-takes-welcome", "fail")]),
+    ("bad-decode", &[], &[("6.2-takes-welcome", "fail")]),
+    (
+        "timer-ms",
+        &[],
+        &[("3.1-timestamp", "fail"), ("3.1-timer-rate", "fail")],
+    ),
+    ("timer-double", &[], &[("3.1-timer-rate", "fail")]),
+    ("late-line", &[], &[("7.1-address-line-joining", "fail")]),
+    (
+        "joined-not-counted",
+        &[],
+        &[("6.2-counts-joined-peer", "fail")],
+    ),
+    (
+        "stale-redirect",
+        &[],
+        &[("5.4-departed-not-listed", "fail")],
+    ),
+    (
+        "crash-second-redirect",
+        &[],
+        &[
+            ("6.3-auto-join-two-levels", "fail"),
+            ("6.3-redirect-loop-ends", "fail"),
+        ],
+    ),
 ];
 
-/// Checks the Node peer with one fault: exactly the fault's rules must not pass.
-fn check_fault((fault, options, broken): &Fault) -> Result<(), String> {
+/// The statuses a fault expects: its own, Node's one (unless a gate blocks it), and
+/// BLOCKED for every rule behind a gate that fails.
+fn expected(broken: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut expected: BTreeMap<String, String> = broken
         .iter()
         .map(|(id, status)| (id.to_string(), status.to_string()))
         .collect();
     expected.insert(NODE_CANNOT.0.into(), NODE_CANNOT.1.into());
+    for rule in cptp::check::rules::all() {
+        let failed = |gate: &&str| expected.get(*gate).is_some_and(|s| s == "fail");
+        if rule.after.iter().any(failed) {
+            expected.insert(rule.id.to_string(), "blocked".into());
+        }
+    }
+    expected
+}
+
+/// Checks the Node peer with one fault: exactly the fault's rules must not pass.
+fn check_fault((fault, options, broken): &Fault) -> Result<(), String> {
+    let expected = expected(broken);
     let env = [("MODE", "full"), ("BREAK", *fault)];
     let first = check_node(options, &env);
     // A loaded machine can make a Node peer miss a deadline: a mismatch is checked once
@@ -288,16 +381,72 @@ fn check_fault((fault, options, broken): &Fault) -> Result<(), String> {
     assert_eq!(run.code, 1, "a FAIL means exit status 1");
     assert_junit_matches(&run);
     assert_gradescope_matches(&run);
-    if run.not_passed() == expected {
-        Ok(())
-    } else {
-        Err(format!(
+    if run.not_passed() != expected {
+        return Err(format!(
             "BREAK={fault} {options:?}: expected {expected:?}, got {:?}\n{}",
             run.not_passed(),
             run.stdout
-        ))
+        ));
     }
+    let rules = run.json["rules"].as_array().expect("rules");
+    for (hinted, id, says) in HINTS.iter().filter(|(f, _, _)| f == fault) {
+        let rule = rules
+            .iter()
+            .find(|r| r["id"] == *id)
+            .expect("the hinted rule");
+        let hints = rule["hints"].to_string();
+        if !hints.contains(says) {
+            return Err(format!("BREAK={hinted}: {id} should hint {says:?}: {rule}"));
+        }
+    }
+    // Node.js writes a line to a pipe at once: never blame a stdout buffer.
+    for rule in rules {
+        if rule["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stdout buffer")
+        {
+            return Err(format!(
+                "BREAK={fault}: a stdout-buffer hint for Node.js: {rule}"
+            ));
+        }
+    }
+    Ok(())
 }
+
+/// The root cause each mistake's report must name: the fault, the rule, words of the hint.
+const HINTS: &[(&str, &str, &str)] = &[
+    (
+        "version-byte",
+        "1.3-silent-join-answered",
+        "whole byte (07)",
+    ),
+    (
+        "ascii-bits",
+        "1.3-silent-join-answered",
+        "characters '0' and '1'",
+    ),
+    (
+        "answer-after-data",
+        "1.3-silent-join-answered",
+        "only once the joiner sends",
+    ),
+    ("eaddrinuse", "6.2-takes-welcome", "EADDRINUSE"),
+    (
+        "bind-outgoing",
+        "6.2-takes-welcome",
+        "bound to the listening port",
+    ),
+    ("swapped-connect", "6.2-takes-welcome", "arguments swapped"),
+    ("wait-newline", "6.2-takes-welcome", "waits for a newline"),
+    ("split-dashes", "2.2-id-from-folder", "holds a path"),
+    ("split-dashes", "7.1-address-line", "holds a path"),
+    (
+        "crash-on-reset",
+        "4.5-survives-reset",
+        "unhandled 'error' event",
+    ),
+];
 
 #[test]
 fn each_fault_of_the_node_peer_fails_exactly_its_rule() {
@@ -400,11 +549,13 @@ fn the_newline_quirk_is_a_warning() {
         run = quirk();
     }
     let statuses = run.statuses();
-    assert_eq!(statuses.len(), 2);
+    assert_eq!(statuses.len(), 3, "the two rules and their gate");
+    assert_eq!(statuses["1.3-silent-join-answered"], "pass");
     assert_eq!(statuses["4.2-exact-length"], "warn");
     assert_eq!(statuses["5.1-welcome-bytes"], "pass");
     assert_eq!(run.code, 0, "a WARN alone still conforms");
-    let rule = &run.json["rules"][0];
+    let rule = &run.json["rules"][1];
+    assert_eq!(rule["id"], "4.2-exact-length");
     assert!(rule["actual"].as_str().unwrap().contains("0A"), "{rule}");
 }
 
@@ -416,9 +567,14 @@ fn addr_checks_a_running_peer_server_side_only() {
     drop(running);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("PASS  4.2-exact-length"), "{stdout}");
-    assert!(stdout.contains("PASS  7.1-address-joinable"), "{stdout}");
-    assert!(stdout.contains("SKIP  5.1-welcome-bytes"), "{stdout}");
+    assert!(
+        shows(&stdout, "PASS", "1.3-silent-join-answered"),
+        "{stdout}"
+    );
+    assert!(shows(&stdout, "PASS", "4.2-exact-length"), "{stdout}");
+    assert!(shows(&stdout, "PASS", "7.1-address-joinable"), "{stdout}");
+    assert!(shows(&stdout, "SKIP", "5.1-welcome-bytes"), "{stdout}");
+    assert!(shows(&stdout, "SKIP", "6.2-takes-welcome"), "{stdout}");
     assert!(stdout.contains("--addr checks a running peer"), "{stdout}");
     assert!(stdout.contains("0 failed"), "{stdout}");
 }
@@ -527,9 +683,17 @@ fn hostile_targets_fail_with_reasons_and_leave_nothing_behind() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{what}: {stdout}");
         if what.starts_with("lies") {
-            // Its address line is well formed; nothing else it claims holds.
-            assert!(stdout.contains("PASS  7.1-address-line"), "{stdout}");
-            assert!(stdout.contains("FAIL  7.1-address-joinable"), "{stdout}");
+            // Its address line is well formed; nothing else it claims holds, and the gate
+            // that nothing answers a join says so once.
+            assert!(shows(&stdout, "PASS", "7.1-address-line"), "{stdout}");
+            assert!(
+                shows(&stdout, "FAIL", "1.3-silent-join-answered"),
+                "{stdout}"
+            );
+            assert!(
+                shows(&stdout, "BLOCKED", "7.1-address-joinable"),
+                "{stdout}"
+            );
             assert!(stdout.contains("1 passed"), "{what}: {stdout}");
         } else {
             assert!(stdout.contains("0 passed"), "{what}: {stdout}");
@@ -572,6 +736,35 @@ fn sigterm_ends_every_target() {
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     thread::sleep(Duration::from_millis(100));
     assert_eq!(processes_with("602.3"), Vec::<String>::new(), "left behind");
+}
+
+#[test]
+fn a_rule_of_weight_zero_is_informational() {
+    if !need_tool("node") {
+        return;
+    }
+    // Node.js cannot join from its listening port; a course may weigh that rule 0.
+    let run = check_node(
+        &[
+            "--rule",
+            "6.1",
+            "--points",
+            "6.1-join-from-listening-port=0",
+        ],
+        &[("MODE", "full")],
+    );
+    assert_eq!(run.statuses()["6.1-join-from-listening-port"], "fail");
+    assert_eq!(
+        run.code, 0,
+        "an informational FAIL fails nothing: {}",
+        run.stdout
+    );
+    assert_eq!(run.json["conforms"], Value::Bool(true));
+    assert!(
+        run.stdout.contains("(informational: 0 points)"),
+        "{}",
+        run.stdout
+    );
 }
 
 /// A submission folder holding course-peer.js as `peer.js`, with `env` set inside.
@@ -635,9 +828,11 @@ fn submissions_grades_a_class_with_a_row_and_reports_each() {
             .collect::<Vec<_>>()
     };
     // name, passed, failed, blocked, warned, skipped, score, seconds
-    assert_eq!(row("alice")[1..7], ["6", "0", "0", "0", "0", "6/6"]);
-    assert_eq!(row("bob")[1..7], ["5", "1", "0", "0", "0", "5/6"]);
-    assert_eq!(row("carol")[2], "6");
+    // 5.2 (4 rules), 7.1 (3) and the gates they stand behind (2).
+    assert_eq!(row("alice")[1..7], ["9", "0", "0", "0", "0", "9/9"]);
+    assert_eq!(row("bob")[1..7], ["8", "1", "0", "0", "0", "8/9"]);
+    // Carol submitted nothing: her gates and 7.1-address-line fail, the rest is BLOCKED.
+    assert_eq!(row("carol")[1..7], ["0", "3", "6", "0", "0", "0/9"]);
     for name in ["alice", "bob", "carol"] {
         for file in ["report.txt", "report.json", "junit.xml", "results.json"] {
             assert!(out_dir.join(name).join(file).is_file(), "{name}/{file}");
@@ -686,9 +881,10 @@ fn points_weight_the_score() {
     );
     assert_eq!(
         run.json["summary"]["max_score"].as_f64(),
-        Some(1.0 + 3.0 * 3.0 + 0.5)
+        Some(1.0 + 1.0 + 3.0 * 3.0 + 0.5),
+        "the gate, 5.1-welcome-bytes, three 5.2 rules and 5.2-full-line"
     );
-    assert_eq!(run.gradescope["score"].as_f64(), Some(10.5));
+    assert_eq!(run.gradescope["score"].as_f64(), Some(11.5));
 }
 
 #[test]
@@ -703,15 +899,25 @@ fn the_gradescope_autograder_script_writes_results() {
         root.path().join("submission/index.js"),
     )
     .unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/gradescope/run_autograder");
+    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/gradescope");
+    // The bundle's course profile, where the zip puts it.
+    std::fs::create_dir_all(root.path().join("source")).unwrap();
+    std::fs::copy(
+        contrib.join("points.txt"),
+        root.path().join("source/points.txt"),
+    )
+    .unwrap();
     let out = bounded(
         Command::new("bash")
-            .arg(&script)
+            .arg(contrib.join("run_autograder"))
             .env("AUTOGRADER_ROOT", root.path())
             .env("CPTP", cptp())
             .env(
                 "CPTP_CHECK_OPTIONS",
-                format!("--time-scale {} --rule 5.1 --rule 6.2", time_scale()),
+                format!(
+                    "--time-scale {} --rule 5.1 --rule 6.1 --rule 6.2",
+                    time_scale()
+                ),
             ),
     );
     assert!(
@@ -724,8 +930,15 @@ fn the_gradescope_autograder_script_writes_results() {
     )
     .unwrap();
     let tests = results["tests"].as_array().unwrap();
-    assert_eq!(tests.len(), 5);
-    assert_eq!(results["score"].as_f64(), Some(5.0), "{results}");
+    // 5.1 (4 rules), 6.1 (2), 6.2 (3), and the server gate.
+    assert_eq!(tests.len(), 10);
+    // Node.js cannot join from its listening port: the profile makes that rule
+    // informational, so the Node.js peer that does all else right earns every point.
+    let rule = |id: &str| tests.iter().find(|t| t["name"] == id).unwrap().clone();
+    let listening = rule("6.1-join-from-listening-port");
+    assert_eq!(listening["max_score"].as_f64(), Some(0.0), "{listening}");
+    assert_eq!(listening["status"], "failed", "{listening}");
+    assert_eq!(results["score"].as_f64(), Some(9.0), "{results}");
 }
 
 /// A target that answers every join with the largest message there is: a 49,405-byte
@@ -768,6 +981,14 @@ fn a_49_kb_reply_fails_without_flooding_the_report() {
         "{} bytes of report",
         run.stdout.len()
     );
+}
+
+/// True when the text report shows rule `id` with `status`.
+fn shows(stdout: &str, status: &str, id: &str) -> bool {
+    stdout.lines().any(|line| {
+        let mut words = line.split_whitespace();
+        words.next() == Some(status) && words.next() == Some(id)
+    })
 }
 
 /// Runs `command` to its end; a run of `cptp` that hangs fails the test instead of hanging

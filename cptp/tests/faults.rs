@@ -147,6 +147,16 @@ const ENTRIES: &[Entry] = &[
         ],
     ),
     (&[NoAckLine], false, &[("6.2-welcome-lines", "fail")]),
+    (&[ExtraLineInEvent], false, &[("6.2-welcome-lines", "fail")]),
+    (
+        &[DepartureEndsServing],
+        false,
+        &[
+            ("4.5-survives-reset", "fail"),
+            ("5.4-slot-freed", "fail"),
+            ("5.4-departed-not-listed", "fail"),
+        ],
+    ),
     (&[NoBlankLines], false, &[("6.3-redirect-lines", "fail")]),
     (
         &[AutoJoinLastFirst],
@@ -198,6 +208,36 @@ const ENTRIES: &[Entry] = &[
         &[AddressLineWrongPort],
         false,
         &[("7.1-address-joinable", "fail")],
+    ),
+];
+
+/// What the reason of a FAIL must say: it names what happened, not a guess.
+const REASONS: &[(&[Fault], &str, &str)] = &[
+    (
+        &[ExtraLineInEvent],
+        "6.2-welcome-lines",
+        "came 1 line(s) later",
+    ),
+    (&[NoAckLine], "6.2-welcome-lines", "came instead"),
+    (
+        &[DepartureEndsServing],
+        "5.4-slot-freed",
+        "the last join after the departure failed",
+    ),
+    (
+        &[AddressLineAfterJoin],
+        "7.1-address-line-joining",
+        "a line of the join came before it",
+    ),
+    (
+        &[CrashOnBadVersion],
+        "4.5-reply-bad-version",
+        "stopped the target",
+    ),
+    (
+        &[JoinsItself],
+        "6.3-no-self-join",
+        "TCP connection to itself",
     ),
 ];
 
@@ -275,6 +315,19 @@ fn check_entry((faults, strict, broken): &Entry) -> Result<(), String> {
             not_passed(&report)
         );
         report = check(faults, *strict);
+    }
+    for (with, id, says) in REASONS.iter().filter(|(f, _, _)| f == faults) {
+        let result = report
+            .results
+            .iter()
+            .find(|r| r.rule.id == *id)
+            .expect("the rule");
+        if !result.verdict.reason.contains(says) {
+            return Err(format!(
+                "{with:?}: {id} should say {says:?}, not {:?}",
+                result.verdict.reason
+            ));
+        }
     }
     match not_passed(&report) == expected {
         true => Ok(()),

@@ -34,9 +34,11 @@ const SLACK: u64 = 3;
 
 /// The window a 10 ms timer's value must lie in, printed at `printed` after the target's
 /// start, for a Welcome sent at `welcomed`, `joined` after the start (the timer runs from
-/// the start of the program, so at the join at the latest).
+/// the start of the program, so at the join at the latest). A timer never runs faster
+/// than the clock, so the top is strict; it may run slower on a loaded machine (a
+/// Node.js interval that fires late loses its tick), so the bottom allows half the ticks.
 fn window(joined: Duration, welcomed: Duration, printed: Duration) -> (u64, u64) {
-    let least = 1 + ticks(welcomed.saturating_sub(joined));
+    let least = 1 + ticks(welcomed.saturating_sub(joined)) / 2;
     let most = 999 + ticks(printed);
     (least.saturating_sub(SLACK), most + SLACK)
 }
@@ -67,16 +69,16 @@ fn judge_timer(
     );
     let actual = found.line.clone().unwrap_or_default();
     if (least..=most).contains(&number) {
-        return judge(&found, Expected::Numbered(&prefix), ctx.strict, within)
-            .worse(Verdict::pass(expected, actual));
+        let line = judge(&found, Expected::Numbered(&prefix), ctx.strict, within);
+        return Verdict::pass(expected, actual).worse(line);
     }
     let reason = match number < least {
         true => format!(
-            "{number} is less than the timer can be {:.1} s after the join: {what}",
+            "{number} is less than a 10 ms timer reaches {:.1} s after the join, even one that runs late: a value that is not the timer (the milliseconds a join took?)",
             (welcomed - joined).as_secs_f64()
         ),
         false => format!(
-            "{number} is more than the timer can be {:.1} s after the start: {what}",
+            "{number} is more than a 10 ms timer can reach {:.1} s after the start: {what}",
             printed.as_secs_f64()
         ),
     };
