@@ -10,7 +10,7 @@ use cptp::check::ctx::Subject;
 use cptp::check::rules;
 use cptp::check::runner::{self, Check, Report};
 use cptp::check::scale::Scale;
-use cptp::check::target::Scratches;
+use cptp::check::target::Grounds;
 use fixture::Fault::{self, *};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -253,7 +253,7 @@ fn check(faults: &[Fault], strict: bool) -> Report {
         scale: Scale(SCALE),
         parallel: 8,
         points: HashMap::new(),
-        scratches: Arc::new(Scratches::new()),
+        grounds: Arc::new(Grounds::unconfined()),
     };
     let all: Vec<_> = rules::all().collect();
     runner::run(&check, &all, format!("{faults:?}"))

@@ -6,7 +6,7 @@
 
 use super::hints;
 use super::scale::Scale;
-use super::target::{Launcher, NoAddress, Scratches, Spec, Target};
+use super::target::{Grounds, Launcher, NoAddress, Spec, Target};
 use super::verdict::Verdict;
 use crate::harness::client::{JoinError, Joined, join_patiently};
 use crate::harness::fake::{Answer, Fake};
@@ -48,11 +48,13 @@ pub struct Ctx {
     pub strict: bool,
     /// `--time-scale`.
     pub scale: Scale,
-    scratches: Arc<Scratches>,
+    grounds: Arc<Grounds>,
     /// Evidence lines, in order; the targets add their output when they end.
     pub log: Arc<Mutex<Vec<String>>>,
     /// Process groups this rule started, killed if the rule runs out of time.
     pub groups: Arc<Mutex<Vec<i32>>>,
+    /// The limits of the sandbox that stopped this rule's targets, in words.
+    pub limits_hit: Arc<Mutex<Vec<String>>>,
 }
 
 /// The peer a server-side rule joins: one started fresh, or the `--addr` one.
@@ -69,14 +71,15 @@ impl Server {
 }
 
 impl Ctx {
-    pub fn new(subject: Subject, strict: bool, scale: Scale, scratches: Arc<Scratches>) -> Ctx {
+    pub fn new(subject: Subject, strict: bool, scale: Scale, grounds: Arc<Grounds>) -> Ctx {
         Ctx {
             subject,
             strict,
             scale,
-            scratches,
+            grounds,
             log: Arc::default(),
             groups: Arc::default(),
+            limits_hit: Arc::default(),
         }
     }
 
@@ -99,14 +102,20 @@ impl Ctx {
             Some(peer) => format!("started the target in {} with -p {peer}", spec.folder()),
             None => format!("started the target in {}", spec.folder()),
         });
-        let target = Target::start(launcher, spec, &self.scratches, Arc::clone(&self.log))
-            .map_err(|e| {
-                Verdict::fail(
-                    "the target starts",
-                    e.to_string(),
-                    "the target did not start",
-                )
-            })?;
+        let target = Target::start(
+            launcher,
+            spec,
+            &self.grounds,
+            Arc::clone(&self.log),
+            Arc::clone(&self.limits_hit),
+        )
+        .map_err(|e| {
+            Verdict::fail(
+                "the target starts",
+                e.to_string(),
+                "the target did not start",
+            )
+        })?;
         if let Some(group) = target.group() {
             lock(&self.groups).push(group);
         }

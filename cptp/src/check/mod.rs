@@ -26,13 +26,15 @@ pub mod submissions;
 
 use crate::exit::{FAILURE, SUCCESS, USAGE};
 use crate::harness::cleanup;
+use crate::harness::sandbox::Sandbox;
 use ctx::Subject;
 use options::{Config, Mode};
 use report::Files;
 use runner::Check;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::Arc;
-use target::{Launcher, Scratches};
+use target::{Grounds, Launcher, Scratches};
 
 /// Runs `cptp check` with `args`; returns the exit status.
 pub fn run(args: &[String]) -> u8 {
@@ -55,7 +57,17 @@ pub fn run(args: &[String]) -> u8 {
         _ => {}
     }
     cleanup::install();
-    let scratches = Arc::new(Scratches::new());
+    let sandbox = match Sandbox::choose(config.sandbox, config.limits, hidden(&config)) {
+        Ok(sandbox) => sandbox,
+        Err(e) => {
+            eprint!("cptp check: {e}\n\n{}", options::USAGE);
+            return USAGE;
+        }
+    };
+    let grounds = Arc::new(Grounds {
+        scratches: Scratches::new(),
+        sandbox,
+    });
     let outcome = match &config.mode {
         Mode::Launch { command, copy } => {
             let launcher = Launcher::Command {
@@ -63,25 +75,20 @@ pub fn run(args: &[String]) -> u8 {
                 copy: copy.clone(),
             };
             let name = launcher.name();
-            check_one(
-                &config,
-                Subject::Launch(Arc::new(launcher)),
-                name,
-                &scratches,
-            )
+            check_one(&config, Subject::Launch(Arc::new(launcher)), name, &grounds)
         }
         Mode::Addr(addr) => check_one(
             &config,
             Subject::Running(*addr),
             format!("the peer at {addr}"),
-            &scratches,
+            &grounds,
         ),
         Mode::Submissions {
             dir,
             command,
             jobs,
             out,
-        } => submissions::run(&config, dir, command, *jobs, out.as_deref(), &scratches),
+        } => submissions::run(&config, dir, command, *jobs, out.as_deref(), &grounds),
         Mode::Help | Mode::List => Ok(true),
     };
     cleanup::end_everything();
@@ -104,7 +111,7 @@ pub fn check_one(
     config: &Config,
     subject: Subject,
     name: String,
-    scratches: &Arc<Scratches>,
+    grounds: &Arc<Grounds>,
 ) -> Result<bool, String> {
     let check = Check {
         subject,
@@ -112,7 +119,7 @@ pub fn check_one(
         scale: config.scale,
         parallel: config.parallel,
         points: config.points.clone(),
-        scratches: Arc::clone(scratches),
+        grounds: Arc::clone(grounds),
     };
     let report = runner::run(&check, &config.rules, name);
     if cleanup::signalled().is_some() {
@@ -128,4 +135,31 @@ pub fn check_one(
     }
     .write(&report)?;
     Ok(report.conforms())
+}
+
+/// The folders no target may see: the grader's home, the submissions (and the folder
+/// copied), the reports written.
+fn hidden(config: &Config) -> Vec<PathBuf> {
+    let mut hidden: Vec<PathBuf> = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    match &config.mode {
+        Mode::Launch {
+            copy: Some(dir), ..
+        } => hidden.push(dir.clone()),
+        Mode::Submissions { dir, out, .. } => {
+            hidden.push(dir.clone());
+            hidden.extend(out.clone());
+        }
+        _ => {}
+    }
+    hidden.extend(
+        [&config.json, &config.junit, &config.gradescope]
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.parent().map(PathBuf::from))
+            .filter(|p| !p.as_os_str().is_empty()),
+    );
+    hidden
 }

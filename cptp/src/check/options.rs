@@ -3,6 +3,7 @@
 use super::rule::{Needs, Rule};
 use super::rules;
 use super::scale::Scale;
+use crate::harness::sandbox::{Choice, Limits};
 use getopts::{Options, ParsingStyle};
 use std::collections::HashMap;
 use std::fmt;
@@ -55,6 +56,21 @@ Rules:
                            e.g. --time-scale 2
         --list             print every rule with its ID and section, run nothing,
                            e.g. cptp check --list
+
+Sandbox (every target of a class runs untrusted code on your machine):
+        --sandbox MODE     auto (default): with bubblewrap installed (apt-get install
+                           bubblewrap) every target runs in a sandbox: the system
+                           read-only, only its own folder writable, your home, the
+                           other submissions and the reports out of sight, as root a
+                           network of its own; without bwrap it runs as is, and the
+                           report's first lines say so. bwrap: a sandbox or a usage
+                           error. none: no sandbox. e.g. --sandbox bwrap
+        --max-processes N  processes and threads of one target at once (default 64)
+        --max-memory MB    memory of one target (default 512)
+        --max-cpu SECONDS  CPU time of each process of a target (default 60)
+        --max-file-size MB the largest file a target may write (default 64)
+                           A target stopped by a limit FAILs the rule it was in, with
+                           the limit named; the limits come with the sandbox.
 
 Reports (the text report always goes to stdout; colour only on a terminal):
     -v, --verbose          show the evidence of every rule: bytes sent and received in
@@ -117,6 +133,10 @@ pub struct Config {
     pub gradescope: Option<PathBuf>,
     pub points: HashMap<String, f64>,
     pub scale: Scale,
+    /// `--sandbox`.
+    pub sandbox: Choice,
+    /// `--max-processes`, `--max-memory`, `--max-cpu`, `--max-file-size`.
+    pub limits: Limits,
 }
 
 fn options() -> Options {
@@ -137,6 +157,11 @@ fn options() -> Options {
     o.optopt("", "junit", "write JUnit XML", "FILE");
     o.optopt("", "gradescope", "write results.json", "FILE");
     o.optopt("", "points", "rule weights", "SPEC");
+    o.optopt("", "sandbox", "auto, bwrap or none", "MODE");
+    o.optopt("", "max-processes", "processes and threads", "N");
+    o.optopt("", "max-memory", "memory in MB", "MB");
+    o.optopt("", "max-cpu", "CPU seconds", "SECONDS");
+    o.optopt("", "max-file-size", "file size in MB", "MB");
     o.optflag("h", "help", "help");
     o
 }
@@ -150,6 +175,26 @@ fn count(value: Option<String>, flag: &str, default: usize) -> Result<usize, Usa
                 "{flag} wants a number from 1 to 64, not '{text}'"
             ))),
         },
+    }
+}
+
+/// A limit's value from the command line, within `range`, or its default.
+fn limit(
+    value: Option<String>,
+    flag: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, UsageError> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    match text.parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(UsageError(format!(
+            "{flag} wants a whole number from {} to {}, not '{text}'",
+            range.start(),
+            range.end()
+        ))),
     }
 }
 
@@ -170,6 +215,32 @@ pub fn parse(args: &[String]) -> Result<Config, UsageError> {
         points: match m.opt_str("points") {
             Some(spec) => parse_points(&spec)?,
             None => HashMap::new(),
+        },
+        sandbox: match m.opt_str("sandbox").as_deref() {
+            None | Some("auto") => Choice::Auto,
+            Some("bwrap") => Choice::Bwrap,
+            Some("none") => Choice::None,
+            Some(other) => {
+                return Err(UsageError(format!(
+                    "--sandbox wants auto, bwrap or none, not '{other}'"
+                )));
+            }
+        },
+        limits: Limits {
+            processes: limit(
+                m.opt_str("max-processes"),
+                "--max-processes",
+                64,
+                4..=100_000,
+            )?,
+            memory_mb: limit(m.opt_str("max-memory"), "--max-memory", 512, 16..=1_000_000)?,
+            cpu_secs: limit(m.opt_str("max-cpu"), "--max-cpu", 60, 1..=86_400)?,
+            file_mb: limit(
+                m.opt_str("max-file-size"),
+                "--max-file-size",
+                64,
+                1..=1_000_000,
+            )?,
         },
         scale: match m.opt_str("time-scale") {
             None => Scale(1.0),

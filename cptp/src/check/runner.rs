@@ -10,9 +10,10 @@
 use super::ctx::{Ctx, Subject};
 use super::rule::{Needs, Rule};
 use super::scale::Scale;
-use super::target::Scratches;
+use super::target::Grounds;
 use super::verdict::{Status, Verdict};
 use crate::harness::cleanup;
+use crate::harness::sandbox::{enter_network, private_network};
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::mpsc::{RecvTimeoutError, channel};
@@ -33,7 +34,8 @@ pub struct Check {
     pub parallel: usize,
     /// The weight of each rule that `--points` weighs; unlisted rules weigh 1.
     pub points: HashMap<String, f64>,
-    pub scratches: Arc<Scratches>,
+    /// Where the targets run: their scratch folders and their sandbox.
+    pub grounds: Arc<Grounds>,
 }
 
 /// The verdict of one rule with its evidence and weight.
@@ -71,6 +73,8 @@ impl RuleResult {
 pub struct Report {
     /// What was checked, as the user gave it.
     pub target: String,
+    /// How the targets ran: the sandbox's line of the header.
+    pub sandbox: String,
     pub strict: bool,
     pub scale: Scale,
     pub results: Vec<RuleResult>,
@@ -170,6 +174,7 @@ pub fn run(check: &Check, rules: &[&'static Rule], target: String) -> Report {
     results.sort_by_key(|(index, _)| *index);
     Report {
         target,
+        sandbox: check.grounds.sandbox.header(),
         strict: check.strict,
         scale: check.scale,
         results: results.into_iter().map(|(_, r)| r).collect(),
@@ -262,13 +267,28 @@ fn run_one(check: &Check, rule: &'static Rule, points: f64) -> RuleResult {
         check.subject.clone(),
         check.strict,
         check.scale,
-        Arc::clone(&check.scratches),
+        Arc::clone(&check.grounds),
     );
     let (log, groups) = (Arc::clone(&ctx.log), Arc::clone(&ctx.groups));
+    let limits_hit = Arc::clone(&ctx.limits_hit);
+    // A sandboxed target gets a network of its own (as root): the rule's thread enters it
+    // first, so that the fakes it starts, the joins it makes and the target it starts all
+    // live there, and nothing else does.
+    let private = check.grounds.sandbox.on() && check.grounds.sandbox.network.is_ok();
+    let launched = matches!(&check.subject, Subject::Launch(l) if l.confinable());
     let (tx, rx) = channel();
     let spawned = thread::Builder::new()
         .name(format!("rule {}", rule.id))
         .spawn(move || {
+            if private && launched {
+                let entered = private_network().and_then(|net| enter_network(&net));
+                if let Err(e) = entered {
+                    let _ = tx.send(Verdict::skip(format!(
+                        "cptp could not make the target's network: {e}"
+                    )));
+                    return;
+                }
+            }
             let verdict = (rule.run)(&ctx);
             drop(ctx);
             let _ = tx.send(verdict);
@@ -302,5 +322,17 @@ fn run_one(check: &Check, rule: &'static Rule, points: f64) -> RuleResult {
         ),
     };
     let evidence = lock(&log).clone();
+    let verdict = match lock(&limits_hit).first() {
+        Some(hit) => {
+            let mut stopped = Verdict::fail(
+                verdict.expected.clone(),
+                verdict.actual.clone(),
+                format!("a target was stopped by a limit of the sandbox: in {hit}"),
+            );
+            stopped.hints = verdict.hints;
+            stopped
+        }
+        None => verdict,
+    };
     finish(verdict, evidence)
 }

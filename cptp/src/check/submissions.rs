@@ -7,7 +7,7 @@ use super::options::Config;
 use super::report::text::points;
 use super::report::{Files, write};
 use super::runner::{self, Check, Report};
-use super::target::{Launcher, Scratches};
+use super::target::{Grounds, Launcher};
 use crate::sync::lock;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub fn run(
     command: &[String],
     jobs: usize,
     out: Option<&Path>,
-    scratches: &Arc<Scratches>,
+    grounds: &Arc<Grounds>,
 ) -> Result<bool, String> {
     let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
@@ -64,7 +64,7 @@ pub fn run(
                         scale: config.scale,
                         parallel: config.parallel,
                         points: config.points.clone(),
-                        scratches: Arc::clone(scratches),
+                        grounds: Arc::clone(grounds),
                     };
                     let title = format!("{} in {}", command.join(" "), folder.display());
                     let report = runner::run(&check, &config.rules, title);

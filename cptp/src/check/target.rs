@@ -21,6 +21,7 @@ use crate::harness::cleanup;
 use crate::harness::client::{drain, is_timeout};
 use crate::harness::process::{Next, Process, Start, copy_tree};
 use crate::harness::procfs::{self, Socket};
+use crate::harness::sandbox::Sandbox;
 use crate::sync::lock;
 use crate::text::first;
 use std::fmt;
@@ -103,6 +104,12 @@ impl Launcher {
         }
     }
 
+    /// True for a command, which a sandbox can confine (an in-process peer is this
+    /// process itself).
+    pub fn confinable(&self) -> bool {
+        matches!(self, Launcher::Command { .. })
+    }
+
     /// True when the target is Node.js, whose writes to a pipe are synchronous on Linux:
     /// a line it printed is never stuck in a buffer.
     pub fn is_node(&self) -> bool {
@@ -112,6 +119,23 @@ impl Launcher {
                 name == "node" || name == "nodejs"
             }),
             Launcher::InProcess { .. } => true,
+        }
+    }
+}
+
+/// Where and how the targets of one check run: their scratch folders and their sandbox.
+#[derive(Debug)]
+pub struct Grounds {
+    pub scratches: Scratches,
+    pub sandbox: Sandbox,
+}
+
+impl Grounds {
+    /// No sandbox: for tests, and for in-process targets.
+    pub fn unconfined() -> Grounds {
+        Grounds {
+            scratches: Scratches::new(),
+            sandbox: Sandbox::none("in-process targets"),
         }
     }
 }
@@ -192,7 +216,7 @@ impl SocketsSeer {
 
 /// What started: a child process, or an in-process peer.
 enum Running {
-    Process(Process),
+    Process(Box<Process>),
     InProcess(InProcess),
 }
 
@@ -212,18 +236,23 @@ pub struct Target {
     seen: Vec<String>,
     /// Evidence of the rule, which receives this target's output when it ends.
     log: Arc<Mutex<Vec<String>>>,
+    /// The limits of its sandbox that stopped the rule's targets.
+    limits: Arc<Mutex<Vec<String>>>,
     node: bool,
 }
 
 impl Target {
     /// Starts the target for `spec` in a new scratch folder.
+    /// Starts the target for `spec` in a new scratch folder, confined as `grounds` say. `log`
+    /// receives its output when it ends, and `limits` the limit that stopped it, if one did.
     pub fn start(
         launcher: &Launcher,
         spec: Spec,
-        scratches: &Scratches,
+        grounds: &Grounds,
         log: Arc<Mutex<Vec<String>>>,
+        limits: Arc<Mutex<Vec<String>>>,
     ) -> io::Result<Target> {
-        let scratch = scratches.next();
+        let scratch = grounds.scratches.next();
         let folder = scratch.join(spec.folder());
         cleanup::add_folder(scratch.clone());
         let started = std::fs::create_dir_all(&folder).and_then(|()| match launcher {
@@ -239,8 +268,20 @@ impl Target {
                     args.extend(["-p".to_string(), peer.to_string()]);
                 }
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                let process = Start::new(program, &folder, &args).keep(MAX_OUTPUT).spawn();
-                process.map(Running::Process).map_err(|e| {
+                let name = scratch
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                let confinement = grounds
+                    .sandbox
+                    .confine(&name, &scratch, &folder, Path::new(program))
+                    .map_err(|e| io::Error::other(format!("cannot make the sandbox: {e}")))?;
+                let process = Start::new(program, &folder, &args)
+                    .keep(MAX_OUTPUT)
+                    .confine(confinement)
+                    .spawn();
+                process.map(|p| Running::Process(Box::new(p))).map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot run '{}': {e}", command.join(" ")))
                 })
             }
@@ -264,6 +305,7 @@ impl Target {
             pending: Vec::new(),
             seen: Vec::new(),
             log,
+            limits,
             node: launcher.is_node(),
         })
     }
@@ -496,6 +538,11 @@ impl Target {
 
 impl Drop for Target {
     fn drop(&mut self) {
+        if let Running::Process(p) = &mut self.running
+            && let Some(hit) = p.limit_hit()
+        {
+            lock(&self.limits).push(format!("{} {hit}", self.spec.folder()));
+        }
         match &mut self.running {
             Running::Process(p) => p.kill(),
             Running::InProcess(p) => p.stop(),

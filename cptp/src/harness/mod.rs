@@ -13,6 +13,8 @@
 //!   who came and when;
 //! - [`sockets`]: small socket helpers (a dead address, a reset, a jammed listener);
 //! - [`netns`]: test hosts on one switch, made of Linux network namespaces (needs root);
+//! - [`cgroup`] and [`sandbox`]: untrusted code confined: bubblewrap, a network of its own,
+//!   limits on processes, memory, CPU time and file size;
 //! - [`cleanup`]: the one registry of process groups and scratch folders that a signal
 //!   must not leave behind;
 //! - [`programs`]: a short-lived program run to its end with a deadline, and the policy
@@ -21,6 +23,8 @@
 pub mod programs;
 pub mod cleanup;
 pub mod procfs;
+pub mod cgroup;
+pub mod sandbox;
 pub mod process;
 pub mod client;
 pub mod sockets;

@@ -17,6 +17,7 @@
 use super::cleanup;
 use super::procfs::{self, Socket};
 use super::programs::PATIENCE;
+use super::sandbox::Confinement;
 use crate::contract::line;
 use crate::sync::lock;
 use std::collections::VecDeque;
@@ -95,6 +96,7 @@ pub struct Start {
     stdout: Capture,
     stderr: Capture,
     keep: usize,
+    confinement: Confinement,
 }
 
 impl Start {
@@ -112,7 +114,15 @@ impl Start {
             stdout: Capture::Lines,
             stderr: Capture::Lines,
             keep: DEFAULT_KEEP,
+            confinement: Confinement::default(),
         }
+    }
+
+    /// Runs the program confined: under the sandbox's command, with its limits, in its
+    /// control group (see [`super::sandbox`]).
+    pub fn confine(mut self, confinement: Confinement) -> Start {
+        self.confinement = confinement;
+        self
     }
 
     /// Runs the program under another, e.g. `["taskset", "-c", "0"]`: the program's path
@@ -181,7 +191,14 @@ impl Start {
     pub fn spawn(self) -> io::Result<Process> {
         std::fs::create_dir_all(&self.folder)?;
         let program = resolve(&self.program);
-        let mut command = match self.under.split_first() {
+        let under: Vec<String> = self
+            .confinement
+            .wrapper
+            .iter()
+            .chain(&self.under)
+            .cloned()
+            .collect();
+        let mut command = match under.split_first() {
             Some((wrapper, wrapper_args)) => {
                 let mut c = Command::new(wrapper);
                 c.args(wrapper_args).arg(&program);
@@ -198,6 +215,10 @@ impl Start {
             .stdout(self.stdio(self.stdout, "stdout.txt")?)
             .stderr(self.stdio(self.stderr, "stderr.txt")?)
             .process_group(0);
+        // SAFETY: the closure only makes system calls on what was prepared before the fork.
+        unsafe {
+            command.pre_exec(self.confinement.before_exec());
+        }
         let mut child = command.spawn()?;
         let started = Instant::now();
         let pgid = child.id() as i32;
@@ -211,6 +232,7 @@ impl Start {
         Ok(Process {
             child,
             pgid,
+            confinement: self.confinement,
             folder: self.folder,
             stdout: self.stdout,
             stderr: self.stderr,
@@ -258,6 +280,8 @@ pub enum Next {
 pub struct Process {
     child: Child,
     pgid: i32,
+    /// The sandbox's limits and control group, if any.
+    confinement: Confinement,
     folder: PathBuf,
     stdout: Capture,
     stderr: Capture,
@@ -486,10 +510,34 @@ impl Process {
         procfs::listening(&procfs::family(self.child.id()))
     }
 
-    /// Kills the whole process group (SIGKILL), reaps the program, and waits a little for
-    /// the last of what it printed to be read.
+    /// The limit of its sandbox the program was stopped by, in words, if one was.
+    pub fn limit_hit(&mut self) -> Option<String> {
+        let limits = self.confinement.limits?;
+        let hits = self
+            .confinement
+            .cgroup
+            .as_ref()
+            .map(|c| c.hits())
+            .unwrap_or_default();
+        let status = self.exit_status();
+        limits.explain(hits, status.as_deref())
+    }
+
+    /// Kills the whole process group (SIGKILL), whatever else the program started (the
+    /// processes descended from it, and those of its control group), reaps the program,
+    /// and waits a little for the last of what it printed to be read.
     pub fn kill(&mut self) {
+        let family = procfs::family(self.child.id());
         cleanup::kill_group(self.pgid);
+        for pid in family {
+            // SAFETY: kill only sends a signal; a process that is gone gives ESRCH.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
+        if let Some(cgroup) = &self.confinement.cgroup {
+            cgroup.kill_all();
+        }
         let _ = self.child.wait();
         for (stream, output) in [(&self.out, self.stdout), (&self.err, self.stderr)] {
             if output == Capture::Lines {

@@ -35,6 +35,7 @@ pub fn render(report: &Report) -> Value {
         "tool": "cptp check",
         "version": env!("CARGO_PKG_VERSION"),
         "target": report.target,
+        "sandbox": report.sandbox,
         "strict": report.strict,
         "conforms": report.conforms(),
         "summary": {

@@ -16,6 +16,7 @@ pub fn render(report: &Report, verbose: bool, colour: bool) -> String {
         format!("{strict} (deadlines x{scale})")
     };
     let _ = writeln!(out, "cptp check of {}{strict}", report.target);
+    let _ = writeln!(out, "{}", report.sandbox);
     let mut section = "";
     for result in &report.results {
         let title = section_title(result.rule.section());
