@@ -453,7 +453,10 @@ mod tests {
         let config = parse(&args(&["--rule", "5.2", "--", "x"])).unwrap();
         let ids: Vec<&str> = config.rules.iter().map(|r| r.id).collect();
         assert_eq!(ids.len(), 5, "{ids:?}");
-        assert_eq!(ids[0], "1.3-silent-join-answered", "the gate they stand behind");
+        assert_eq!(
+            ids[0], "1.3-silent-join-answered",
+            "the gate they stand behind"
+        );
         assert!(config.rules[1..].iter().all(|r| r.section() == "5.2"));
     }
 }

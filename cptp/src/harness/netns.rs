@@ -44,6 +44,8 @@ pub struct Net {
     switch: String,
     /// One namespace per host, each with `lo` and `eth0` up.
     hosts: Vec<String>,
+    /// This machine's own cable to the switch, once plugged: its interface's name.
+    plugged: Option<String>,
 }
 
 impl Net {
@@ -61,6 +63,7 @@ impl Net {
         let mut net = Net {
             switch: format!("{tag}-switch"),
             hosts: Vec::new(),
+            plugged: None,
         };
         // From here on, whatever was made is removed by Drop, also on an early return.
         ip(&["netns", "add", &net.switch])?;
@@ -98,6 +101,36 @@ impl Net {
         ["ip", "netns", "exec", &self.hosts[i]]
     }
 
+    /// Plugs this machine itself into the switch as 198.18.0.254, so that a program run
+    /// here, in no namespace of the test's, can reach the hosts (as a grader's machine on
+    /// a lab network could). The cable is removed with the `Net`.
+    pub fn plug_this_machine(&mut self) -> Result<Ipv4Addr, String> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        // Interface names have at most 15 characters.
+        let name = format!("cptp{:08x}", nanos ^ std::process::id());
+        let cable = [
+            "link", "add", &name, "type", "veth", "peer", "name", "vhere",
+        ];
+        ip(&[&cable[..], &["netns", &self.switch]].concat())?;
+        self.plugged = Some(name.clone());
+        ip(&[
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            "vhere",
+            "master",
+            "br0",
+            "up",
+        ])?;
+        let here = Ipv4Addr::new(198, 18, 0, 254);
+        ip(&["addr", "add", &format!("{here}/24"), "dev", &name])?;
+        ip(&["link", "set", &name, "up"])?;
+        Ok(here)
+    }
+
     /// Unplugs host `i`: its cable is cut at the switch, so nothing it sends arrives.
     pub fn unplug(&self, i: usize) -> Result<(), String> {
         let port = format!("v{}", i + 1);
@@ -124,6 +157,9 @@ impl Drop for Net {
     fn drop(&mut self) {
         // Deleting a namespace deletes its interfaces. Processes still inside keep it alive
         // unseen, so a test drops its peers (declared after the net) before the net.
+        if let Some(cable) = &self.plugged {
+            let _ = ip(&["link", "del", cable]);
+        }
         for name in self.hosts.iter().chain([&self.switch]) {
             remove(name);
         }

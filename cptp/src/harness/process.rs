@@ -520,7 +520,7 @@ impl Process {
             .map(|c| c.hits())
             .unwrap_or_default();
         let status = self.exit_status();
-        limits.explain(hits, status.as_deref())
+        limits.explain(hits, status.as_deref(), largest_file(&self.folder))
     }
 
     /// Kills the whole process group (SIGKILL), whatever else the program started (the
@@ -555,6 +555,27 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The size of the largest file below `folder` (looking at 10,000 entries at most).
+fn largest_file(folder: &Path) -> u64 {
+    let mut largest = 0;
+    let mut folders = vec![folder.to_path_buf()];
+    let mut looked = 0;
+    while let Some(dir) = folders.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            looked += 1;
+            if looked > 10_000 {
+                return largest;
+            }
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => folders.push(entry.path()),
+                Ok(m) => largest = largest.max(m.len()),
+                Err(_) => {}
+            }
+        }
+    }
+    largest
 }
 
 /// Copies the contents of `from` into `to`: folders, regular files and symbolic links

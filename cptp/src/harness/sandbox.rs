@@ -52,9 +52,10 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// The limit a program ended on, in words, from what its group saw and how it ended
-    /// (`status` as the standard library shows it: `signal: 24 (SIGXCPU)`).
-    pub fn explain(&self, hits: Hits, status: Option<&str>) -> Option<String> {
+    /// The limit a program ended on, in words, from what its group saw, how it ended
+    /// (`status` as the standard library shows it: `signal: 24 (SIGXCPU)`) and the largest
+    /// file it left (a program that ignores SIGXFSZ meets EFBIG instead, as Node.js does).
+    pub fn explain(&self, hits: Hits, status: Option<&str>, largest_file: u64) -> Option<String> {
         let signalled = |number: i32, name: &str| {
             status.is_some_and(|s| {
                 s.contains(name) || s.contains(&format!("exit status: {}", 128 + number))
@@ -75,7 +76,7 @@ impl Limits {
                 "used more than {} s of CPU time (the limit, --max-cpu)",
                 self.cpu_secs
             ))
-        } else if signalled(libc::SIGXFSZ, "SIGXFSZ") {
+        } else if signalled(libc::SIGXFSZ, "SIGXFSZ") || largest_file >= self.file_mb << 20 {
             Some(format!(
                 "wrote a file larger than {} MB (the limit, --max-file-size)",
                 self.file_mb
@@ -432,40 +433,22 @@ mod tests {
     #[test]
     fn a_limit_is_named_from_what_was_seen() {
         let limits = Limits::default();
+        let said = |hits, status, file| limits.explain(hits, status, file).unwrap_or_default();
+        let none = Hits::default();
         let memory = Hits {
             processes: 0,
             memory: 1,
         };
-        assert!(
-            limits
-                .explain(memory, None)
-                .unwrap()
-                .contains("more than 512 MB of memory")
-        );
         let forks = Hits {
             processes: 3,
             memory: 0,
         };
-        assert!(
-            limits
-                .explain(forks, None)
-                .unwrap()
-                .contains("more than 64 processes")
-        );
-        let none = Hits::default();
-        assert!(
-            limits
-                .explain(none, Some("signal: 24 (SIGXCPU)"))
-                .unwrap()
-                .contains("60 s of CPU")
-        );
-        assert!(
-            limits
-                .explain(none, Some("exit status: 153"))
-                .unwrap()
-                .contains("64 MB")
-        );
-        assert_eq!(limits.explain(none, Some("exit status: 1")), None);
+        assert!(said(memory, None, 0).contains("more than 512 MB of memory"));
+        assert!(said(forks, None, 0).contains("more than 64 processes"));
+        assert!(said(none, Some("signal: 24 (SIGXCPU)"), 0).contains("60 s of CPU"));
+        assert!(said(none, Some("exit status: 153"), 0).contains("larger than 64 MB"));
+        assert!(said(none, Some("exit status: 1"), 64 << 20).contains("larger than 64 MB"));
+        assert_eq!(limits.explain(none, Some("exit status: 1"), 1 << 20), None);
     }
 
     #[test]
