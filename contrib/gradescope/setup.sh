@@ -13,7 +13,9 @@ set -euo pipefail
 SOURCE="${CPTP_SOURCE:-/autograder/source}"
 
 apt-get update
-apt-get install -y --no-install-recommends curl ca-certificates build-essential nodejs
+# bubblewrap is the sandbox every submission runs in (cptp check --sandbox auto): where the
+# container lets it make namespaces; where not, the report's header says so.
+apt-get install -y --no-install-recommends curl ca-certificates build-essential nodejs bubblewrap
 
 if ! command -v cargo >/dev/null 2>&1; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal

@@ -158,6 +158,7 @@ const ENTRIES: &[Entry] = &[
         ],
     ),
     (&[NoBlankLines], false, &[("6.3-redirect-lines", "fail")]),
+    (&[NoAutoJoin], false, &[("6.3-follows-redirect", "fail")]),
     (
         &[AutoJoinLastFirst],
         false,

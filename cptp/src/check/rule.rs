@@ -27,11 +27,16 @@ pub const SERVER_GATE: &str = "1.3-silent-join-answered";
 /// The gate of the rules where the target joins: it takes a conforming Welcome and keeps
 /// running. When it fails, nothing of its joining can be observed.
 pub const CLIENT_GATE: &str = "6.2-takes-welcome";
+/// The gate of the rules of the auto-join: after a Redirect, the target joins a peer it
+/// lists. When it fails (a peer with no auto-join at all), its order, its loops and its
+/// end cannot be observed.
+pub const AUTO_JOIN_GATE: &str = "6.3-follows-redirect";
 /// `Rule::after` of a rule that joins the target, of one where the target joins, of one
-/// that needs both.
+/// that needs both, and of one that needs the auto-join.
 pub const AFTER_SERVER: &[&str] = &[SERVER_GATE];
 pub const AFTER_CLIENT: &[&str] = &[CLIENT_GATE];
 pub const AFTER_BOTH: &[&str] = &[CLIENT_GATE, SERVER_GATE];
+pub const AFTER_AUTO_JOIN: &[&str] = &[CLIENT_GATE, AUTO_JOIN_GATE];
 
 /// One rule of the contract.
 #[derive(Debug)]

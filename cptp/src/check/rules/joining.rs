@@ -6,7 +6,10 @@ use super::support::{LINES_WITHIN, joiner, list, visited};
 use crate::check::ctx::{Ctx, first_lines};
 use crate::check::hints;
 use crate::check::lines::{Expected, Found, begins_with, expect_sequence, judge, wait_for};
-use crate::check::rule::{AFTER_BOTH, AFTER_CLIENT, CLIENT_GATE, LONG, Needs, Rule, SHORT};
+use crate::check::rule::{
+    AFTER_AUTO_JOIN, AFTER_BOTH, AFTER_CLIENT, AUTO_JOIN_GATE, CLIENT_GATE, LONG, Needs, Rule,
+    SHORT,
+};
 use crate::check::target::{Spec, Target};
 use crate::check::verdict::{Verdict, need};
 use crate::contract::{Kind, Message, line};
@@ -24,6 +27,7 @@ pub static RULES: &[Rule] = &[
     WELCOME_LINES,
     COUNTS_JOINED_PEER,
     REDIRECT_LINES,
+    FOLLOWS_REDIRECT,
     AUTO_JOIN_FIRST,
     AUTO_JOIN_TWO_LEVELS,
     REDIRECT_LOOP_ENDS,
@@ -304,11 +308,53 @@ fn connected_to(ctx: &Ctx, target: &mut Target, fake: &Fake) -> Verdict {
     judge(&found, Expected::Numbered(&prefix), ctx.strict, within)
 }
 
+pub const FOLLOWS_REDIRECT: Rule = Rule {
+    id: AUTO_JOIN_GATE,
+    requirement: "After a Redirect the peer joins a peer the Redirect lists (the auto-join starts)",
+    needs: Needs::Fresh,
+    after: AFTER_CLIENT,
+    limit: LONG,
+    run: follows_redirect,
+};
+
+/// A redirects to [B], B welcomes: B must be joined. The gate of the auto-join's rules.
+fn follows_redirect(ctx: &Ctx) -> Verdict {
+    let b = need!(ctx.fake("fakeB", Answer::Welcome));
+    b.set_list(vec![]);
+    let a = need!(ctx.fake("fakeA", Answer::Redirect));
+    a.set_list(vec![b.addr]);
+    let mut target = need!(joiner(ctx, &a));
+    let expected = format!(
+        "after a Redirect from {} listing [{}], a join to {}",
+        a.addr, b.addr, b.addr
+    );
+    let joined = b.wait_visit(ctx.time(AUTO_JOIN_WITHIN)).is_some();
+    ctx.note_fakes(&[&a, &b]);
+    if joined {
+        return Verdict::pass(expected, b.report());
+    }
+    let stderr = target.stderr();
+    let actual = match target.exit_status() {
+        Some(status) => format!(
+            "{}; it exited ({status}); stderr: {}",
+            b.report(),
+            first_lines(&stderr, 6)
+        ),
+        None => format!("{}; stdout {}", b.report(), target.shown()),
+    };
+    Verdict::fail(
+        expected,
+        actual,
+        "the target did not join the peer the Redirect listed: no auto-join",
+    )
+    .hints(hints::stderr(&stderr))
+}
+
 pub const AUTO_JOIN_FIRST: Rule = Rule {
     id: "6.3-auto-join-first",
     requirement: "After a Redirect the peer joins the first listed peer first",
     needs: Needs::Fresh,
-    after: AFTER_CLIENT,
+    after: AFTER_AUTO_JOIN,
     limit: LONG,
     run: auto_join_first,
 };
@@ -353,7 +399,7 @@ pub const AUTO_JOIN_TWO_LEVELS: Rule = Rule {
     id: "6.3-auto-join-two-levels",
     requirement: "The auto-join follows a Redirect that leads to another Redirect",
     needs: Needs::Fresh,
-    after: AFTER_CLIENT,
+    after: AFTER_AUTO_JOIN,
     limit: LONG,
     run: auto_join_two_levels,
 };
@@ -390,7 +436,7 @@ pub const REDIRECT_LOOP_ENDS: Rule = Rule {
     id: "6.3-redirect-loop-ends",
     requirement: "A Redirect loop (A lists B, B lists A) ends, each address tried at most once, and the peer keeps running",
     needs: Needs::Fresh,
-    after: AFTER_CLIENT,
+    after: AFTER_AUTO_JOIN,
     limit: LONG,
     run: redirect_loop_ends,
 };
@@ -436,7 +482,7 @@ pub const NO_SELF_JOIN: Rule = Rule {
     id: "6.3-no-self-join",
     requirement: "A Redirect that lists the peer's own address does not make it join itself",
     needs: Needs::Fresh,
-    after: AFTER_CLIENT,
+    after: AFTER_AUTO_JOIN,
     limit: LONG,
     run: no_self_join,
 };
@@ -526,7 +572,7 @@ pub const GIVES_UP: Rule = Rule {
     id: "6.4-gives-up",
     requirement: "When nobody accepts (peers close at once, one refuses the connection), the peer prints 'No peer accepted the join; running standalone', stops trying and keeps running",
     needs: Needs::Fresh,
-    after: AFTER_CLIENT,
+    after: AFTER_AUTO_JOIN,
     limit: LONG,
     run: gives_up,
 };
