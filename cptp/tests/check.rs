@@ -590,6 +590,11 @@ fn usage_list_and_help() {
         &["--time-scale", "0", "--", "x"],
         &["--rule", "9.9-nothing", "--", "x"],
         &["--points", "5.1-welcome-bytes=lots", "--", "x"],
+        &["--sandbox", "maybe", "--", "x"],
+        &["--max-memory", "1", "--", "x"],
+        &["--max-processes", "many", "--", "x"],
+        &["--max-cpu", "0", "--", "x"],
+        &["--max-file-size", "-5", "--", "x"],
     ] {
         let out = run(bad);
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
@@ -618,6 +623,11 @@ fn usage_list_and_help() {
         "--junit",
         "--gradescope",
         "--points",
+        "--sandbox",
+        "--max-processes",
+        "--max-memory",
+        "--max-cpu",
+        "--max-file-size",
         "Example",
     ] {
         assert!(text.contains(option), "help lacks {option}");
