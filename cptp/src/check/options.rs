@@ -166,16 +166,9 @@ fn options() -> Options {
     o
 }
 
+/// A count of things at once (`-j`, `--parallel`): 1 to 64, or its default.
 fn count(value: Option<String>, flag: &str, default: usize) -> Result<usize, UsageError> {
-    match value {
-        None => Ok(default),
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=64).contains(&n) => Ok(n),
-            _ => Err(UsageError(format!(
-                "{flag} wants a number from 1 to 64, not '{text}'"
-            ))),
-        },
-    }
+    limit(value, flag, default as u64, 1..=64).map(|n| n as usize)
 }
 
 /// A limit's value from the command line, within `range`, or its default.

@@ -10,7 +10,7 @@
 //! So `3.1-timer-rate` leads the target through two Redirects, each held back 4 s, to a
 //! Welcome 10 s after its join.
 
-use super::support::{LINES_WITHIN, joiner};
+use super::support::{LINES_WITHIN, VISIT_WITHIN, joiner, never_joined};
 use crate::check::ctx::Ctx;
 use crate::check::lines::{Expected, judge, wait_for};
 use crate::check::rule::{AFTER_CLIENT, AUTO_JOIN_GATE, CLIENT_GATE, LONG, Needs, Rule, SHORT};
@@ -101,13 +101,10 @@ fn timestamp(ctx: &Ctx) -> Verdict {
     // No list yet: the fake's Welcome waits for one.
     let a = need!(ctx.fake("fakeA", Answer::Welcome));
     let mut target = need!(joiner(ctx, &a));
-    let Some(visit) = a.wait_visit(ctx.time(super::support::VISIT_WITHIN)) else {
+    let Some(visit) = a.wait_visit(ctx.time(VISIT_WITHIN)) else {
         a.set_list(vec![]);
-        return Verdict::fail(
-            "a join to the fake peer",
-            format!("stdout {}", target.shown()),
-            "the target never joined the peer given with -p",
-        );
+        let ended = target.exit_status();
+        return never_joined(ctx, &mut target, &a, ended);
     };
     let joined = target.age().saturating_sub(visit.at.elapsed());
     thread::sleep(HELD_BACK);
@@ -155,7 +152,7 @@ fn timer_rate(ctx: &Ctx) -> Verdict {
     let started = Instant::now() - target.age();
     let mut joined = Duration::ZERO;
     for (fake, next) in [(&a, Some(b.addr)), (&b, Some(c.addr)), (&c, None)] {
-        let Some(visit) = fake.wait_visit(HOP + ctx.time(super::support::VISIT_WITHIN)) else {
+        let Some(visit) = fake.wait_visit(HOP + ctx.time(VISIT_WITHIN)) else {
             for f in [&a, &b, &c] {
                 f.set_list(vec![]);
             }
