@@ -147,7 +147,8 @@ const ENTRIES: &[Entry] = &[
         ],
     ),
     (&[NoAckLine], false, &[("6.2-welcome-lines", "fail")]),
-    (&[ExtraLineInEvent], false, &[("6.2-welcome-lines", "fail")]),
+    (&[ExtraLineInEvent], false, &[("6.2-welcome-lines", "warn")]),
+    (&[ExtraLineInEvent], true, &[("6.2-welcome-lines", "fail")]),
     (
         &[DepartureEndsServing],
         false,
@@ -158,6 +159,7 @@ const ENTRIES: &[Entry] = &[
         ],
     ),
     (&[NoBlankLines], false, &[("6.3-redirect-lines", "fail")]),
+    (&[DeclinedFirst], false, &[("6.3-redirect-lines", "fail")]),
     (&[NoAutoJoin], false, &[("6.3-follows-redirect", "fail")]),
     (
         &[AutoJoinLastFirst],
@@ -217,9 +219,14 @@ const REASONS: &[(&[Fault], &str, &str)] = &[
     (
         &[ExtraLineInEvent],
         "6.2-welcome-lines",
-        "came 1 line(s) later",
+        "between the lines of one event",
     ),
     (&[NoAckLine], "6.2-welcome-lines", "came instead"),
+    (
+        &[DeclinedFirst],
+        "6.3-redirect-lines",
+        "came 1 line(s) later",
+    ),
     (
         &[DepartureEndsServing],
         "5.4-slot-freed",

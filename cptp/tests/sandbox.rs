@@ -1,6 +1,7 @@
 //! The sandbox of `cptp check`, attacked: a class of submissions in which each hostile one
 //! tries one thing a grader must not suffer (read a sibling, write into the grader's home
-//! or the reports, delete its folder's parent, reach a test host on 198.18.0.0/15, fork
+//! or the reports, delete its folder's parent, reach a test host on 198.18.0.0/15 or a
+//! service's socket in /run, fork
 //! without end, allocate 8 GB, write a 10 GB file, sleep forever, kill its parent, leave a
 //! child behind), beside a good submission.
 //!
@@ -23,6 +24,7 @@ use std::fs::File;
 use std::io::Read;
 use std::net::{SocketAddrV4, TcpListener};
 use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -63,6 +65,11 @@ const ATTACKS: &[(&str, bool, &str)] = &[
         "connect-host",
         true,
         "const c = net.connect(HOST_PORT, '198.18.0.1'); c.on('connect', () => say('GOT a connection')); c.on('error', (e) => say('blocked: ' + e.code));",
+    ),
+    (
+        "connect-socket",
+        true,
+        "const c = net.connect(SOCKET); c.on('connect', () => say('GOT a connection')); c.on('error', (e) => say('blocked: ' + e.code));",
     ),
     (
         "leave-child",
@@ -109,6 +116,7 @@ struct World {
     root: tempfile::TempDir,
     marker: PathBuf,
     host: SocketAddrV4,
+    socket: PathBuf,
 }
 
 impl World {
@@ -140,12 +148,13 @@ impl World {
         let script = format!(
             "const fs = require('fs'), net = require('net'), cp = require('child_process'), path = require('path');\n\
              const say = (what) => console.error('attack {name}: ' + what);\n\
-             const SIBLING = {sibling:?}, HOME_FILE = {home:?}, OUT_FILE = {out:?}, HOST_PORT = {port};\n\
+             const SIBLING = {sibling:?}, HOME_FILE = {home:?}, OUT_FILE = {out:?}, HOST_PORT = {port}, SOCKET = {socket:?};\n\
              {attack}\n",
             sibling = self.class().join("good/attack.js").display().to_string(),
             home = self.home().join("owned.txt").display().to_string(),
             out = self.out().join("owned.txt").display().to_string(),
             port = self.host.port(),
+            socket = self.socket.display().to_string(),
         );
         std::fs::write(folder.join("attack.js"), script).unwrap();
     }
@@ -269,6 +278,32 @@ fn listen_on_host(net: &Net) -> (SocketAddrV4, Arc<AtomicUsize>) {
     )
 }
 
+/// A service's Unix socket in /run (where a machine's daemons listen), counting the
+/// connections that reach it.
+fn service_socket() -> (PathBuf, Arc<AtomicUsize>) {
+    let path = PathBuf::from(format!(
+        "/run/cptp-sandbox-test-{}.sock",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).expect("a socket in /run");
+    listener.set_nonblocking(true).unwrap();
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&reached);
+    thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(600);
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok(_) => {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(_) => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    (path, reached)
+}
+
 /// Whether this machine can run the test: root, bwrap, node, ip.
 fn can_run() -> bool {
     // SAFETY: geteuid only reads this process's effective user ID.
@@ -287,11 +322,17 @@ fn hostile_submissions_are_contained_and_the_good_one_is_graded_as_alone() {
     let mut net = Net::build(1).unwrap_or_else(|e| panic!("{e}"));
     net.plug_this_machine().unwrap_or_else(|e| panic!("{e}"));
     let (host, reached) = listen_on_host(&net);
+    let (socket, spoken) = service_socket();
     let root = tempfile::tempdir().unwrap();
     let marker = std::env::temp_dir().join(format!("cptp-sandbox-marker-{}", std::process::id()));
     std::fs::create_dir_all(&marker).unwrap();
     std::fs::write(marker.join("keep"), "kept").unwrap();
-    let world = World { root, marker, host };
+    let world = World {
+        root,
+        marker,
+        host,
+        socket,
+    };
     for dir in [world.home(), world.out()] {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("before.txt"), "as it was").unwrap();
@@ -361,6 +402,11 @@ fn hostile_submissions_are_contained_and_the_good_one_is_graded_as_alone() {
         0,
         "a sandboxed target reached the test host"
     );
+    assert_eq!(
+        spoken.load(Ordering::SeqCst),
+        0,
+        "a sandboxed target reached a service's socket"
+    );
     // Nothing outside the scratch folders changed, and nothing is left running.
     let after: Vec<_> = [world.class(), world.home(), world.marker.clone()]
         .iter()
@@ -399,7 +445,13 @@ fn hostile_submissions_are_contained_and_the_good_one_is_graded_as_alone() {
         }
     }
     assert!(!left.is_empty(), "unconfined, the child is left behind");
-    for name in ["read-sibling", "write-home", "write-out", "connect-host"] {
+    for name in [
+        "read-sibling",
+        "write-home",
+        "write-out",
+        "connect-host",
+        "connect-socket",
+    ] {
         let said = text(&world.report(name));
         assert!(
             said.contains(&format!("attack {name}: GOT")),
@@ -411,8 +463,13 @@ fn hostile_submissions_are_contained_and_the_good_one_is_graded_as_alone() {
         reached.load(Ordering::SeqCst) > 0,
         "unconfined, the test host is reached"
     );
+    assert!(
+        spoken.load(Ordering::SeqCst) > 0,
+        "unconfined, the service's socket is reached"
+    );
     assert!(world.home().join("owned.txt").exists());
     let _ = std::fs::remove_dir_all(&world.marker);
+    let _ = std::fs::remove_file(&world.socket);
 }
 
 #[test]

@@ -6,13 +6,13 @@
 
 use super::hints;
 use super::scale::Scale;
-use super::target::{Grounds, Launcher, NoAddress, Spec, Target};
+use super::target::{Grounds, Launcher, Ledger, NoAddress, Spec, Target};
 use super::verdict::Verdict;
 use crate::harness::client::{JoinError, Joined, join_patiently};
 use crate::harness::fake::{Answer, Fake};
 use crate::sync::lock;
 use std::net::SocketAddrV4;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// PROTOCOL 6.5: 3 s to connect.
@@ -49,12 +49,8 @@ pub struct Ctx {
     /// `--time-scale`.
     pub scale: Scale,
     grounds: Arc<Grounds>,
-    /// Evidence lines, in order; the targets add their output when they end.
-    pub log: Arc<Mutex<Vec<String>>>,
-    /// Process groups this rule started, killed if the rule runs out of time.
-    pub groups: Arc<Mutex<Vec<i32>>>,
-    /// The limits of the sandbox that stopped this rule's targets, in words.
-    pub limits_hit: Arc<Mutex<Vec<String>>>,
+    /// Evidence lines, the limits that stopped its targets, the process groups running.
+    pub ledger: Ledger,
 }
 
 /// The peer a server-side rule joins: one started fresh, or the `--addr` one.
@@ -77,9 +73,7 @@ impl Ctx {
             strict,
             scale,
             grounds,
-            log: Arc::default(),
-            groups: Arc::default(),
-            limits_hit: Arc::default(),
+            ledger: Ledger::default(),
         }
     }
 
@@ -90,7 +84,7 @@ impl Ctx {
 
     /// Adds a line of evidence.
     pub fn note(&self, line: impl Into<String>) {
-        lock(&self.log).push(line.into());
+        lock(&self.ledger.log).push(line.into());
     }
 
     /// Starts the target for `spec`.
@@ -102,14 +96,7 @@ impl Ctx {
             Some(peer) => format!("started the target in {} with -p {peer}", spec.folder()),
             None => format!("started the target in {}", spec.folder()),
         });
-        let target = Target::start(
-            launcher,
-            spec,
-            &self.grounds,
-            Arc::clone(&self.log),
-            Arc::clone(&self.limits_hit),
-        )
-        .map_err(|e| {
+        let target = Target::start(launcher, spec, &self.grounds, &self.ledger).map_err(|e| {
             Verdict::fail(
                 "the target starts",
                 e.to_string(),
@@ -117,7 +104,7 @@ impl Ctx {
             )
         })?;
         if let Some(group) = target.group() {
-            lock(&self.groups).push(group);
+            lock(&self.ledger.groups).push(group);
         }
         Ok(target)
     }

@@ -114,6 +114,8 @@ pub struct Found {
     pub node: bool,
     /// When the very next line had to match and another came: what happened instead.
     pub instead: Option<String>,
+    /// Debug lines that came between the lines of one event.
+    pub between: Vec<String>,
 }
 
 impl Found {
@@ -128,6 +130,7 @@ impl Found {
             closed: None,
             node: false,
             instead: None,
+            between: Vec::new(),
         }
     }
 }
@@ -275,7 +278,17 @@ pub fn expect_sequence(
         } else {
             next_must_match(target, *expected, left)
         };
-        let verdict = judge(&found, *expected, strict, left);
+        let mut verdict = judge(&found, *expected, strict, left);
+        if let (Status::Pass, Some(debug)) = (verdict.status, found.between.first()) {
+            verdict = Verdict::tolerated(
+                strict,
+                verdict.expected,
+                verdict.actual,
+                format!(
+                    "a debug line came between the lines of one event ({debug:?}): PROTOCOL 7.2 writes an event in one piece"
+                ),
+            );
+        }
         seen.push(
             found
                 .line
@@ -309,31 +322,42 @@ fn next_must_match(target: &mut Target, expected: Expected<'_>, within: Duration
     let (id, folder) = (target.spec.id.clone(), target.folder());
     let mut found = Found::nothing();
     found.node = target.is_node();
-    match target.next_line(within) {
-        Next::Line(line) => {
-            let (matched, number) = matches(expected, &line, &id, &folder);
-            found.looked_at.push(line.clone());
-            if matched != Match::No {
-                found.line = Some(line);
-                found.matched = matched;
-                found.number = number;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match target.next_line(left) {
+            Next::Line(line) => line,
+            Next::Quiet => return found,
+            Next::Closed => {
+                found.closed = Some(closing(target));
                 return found;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let later = wait_for(target, expected, left);
-            found.instead = Some(match later.line {
-                Some(_) => format!(
-                    "came {} line(s) later, after {:?} (PROTOCOL 6: these lines follow each other)",
-                    later.looked_at.len(),
-                    line
-                ),
-                None => format!("{line:?} came instead"),
-            });
+        };
+        let (matched, number) = matches(expected, &line, &id, &folder);
+        found.looked_at.push(line.clone());
+        if matched != Match::No {
+            found.line = Some(line);
+            found.matched = matched;
+            found.number = number;
+            return found;
         }
-        Next::Quiet => {}
-        Next::Closed => found.closed = Some(closing(target)),
+        // A debug line inside an event: set aside, as debug lines are, but noted (PROTOCOL
+        // 7.2 writes an event in one piece).
+        if !is_contract_line(&line) {
+            found.between.push(line);
+            continue;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let later = wait_for(target, expected, left);
+        found.instead = Some(match later.line {
+            Some(_) => format!(
+                "came {} line(s) later, after {:?} (PROTOCOL 6: these lines follow each other)",
+                later.looked_at.len(),
+                line
+            ),
+            None => format!("{line:?} came instead"),
+        });
+        return found;
     }
-    found
 }
 
 /// How `line` compares with `expected`, and the number at its end for a numbered line.

@@ -137,13 +137,11 @@ pub fn check_one(
     Ok(report.conforms())
 }
 
-/// The folders no target may see: the grader's home, the submissions (and the folder
-/// copied), the reports written.
+/// The folders no target may see: the homes (the grader's, also behind sudo, and every
+/// user's), the submissions (and the folder copied), the reports written.
 fn hidden(config: &Config) -> Vec<PathBuf> {
-    let mut hidden: Vec<PathBuf> = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
+    let mut hidden: Vec<PathBuf> = ["/home", "/root"].iter().map(PathBuf::from).collect();
+    hidden.extend(std::env::var_os("HOME").map(PathBuf::from));
     match &config.mode {
         Mode::Launch {
             copy: Some(dir), ..

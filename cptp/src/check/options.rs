@@ -16,18 +16,23 @@ Usage: cptp check [OPTIONS] -- COMMAND [ARGS...]
        cptp check [OPTIONS] --submissions DIR [-j N] [--out DIR] -- COMMAND [ARGS...]
        cptp check --list
 
-Checks a cPTP implementation against docs/PROTOCOL.md, rule by rule: PASS, FAIL, WARN
-or SKIP, each with the section it checks, what was expected and what happened. The exit
-status is 0 when no rule fails, 1 when one does, 2 for a usage error.
+Checks a cPTP implementation against docs/PROTOCOL.md, rule by rule: PASS, FAIL, WARN,
+BLOCKED (a gate it stands behind failed: not observed) or SKIP, each with the section it
+checks, what was expected, what happened and, where the evidence shows one, the root
+cause. The exit status is 0 when no rule (of weight above 0) fails or is blocked, 1
+when one does, 2 for a usage error.
 
 COMMAND starts the implementation under test. cptp runs it many times, each time in a
 fresh temporary folder named the course's way (peer1-2: ID peer1, table size 2), and
-appends '-p IP:PORT' when a rule needs it to join a fake peer. The first stdout line
-must be 'This peer address is IP:PORT located at ID'.
+appends '-p IP:PORT' when a rule needs it to join a fake peer. Where it listens is read
+from the system; its first stdout line should be 'This peer address is IP:PORT located
+at ID'.
 
 Targets:
-    -- COMMAND [ARGS...]   start the implementation with this command (relative paths
-                           are resolved in the target folder: use --copy)
+    -- COMMAND [ARGS...]   start the implementation with this command in its folder: a
+                           program with a slash (./target/release/peer) is the one seen
+                           from here; a script's path is read in the target folder, so
+                           copy it there with --copy
         --copy DIR         copy DIR's contents into each target folder first (a Node
                            peer that reads its folder name from its script's location)
                            e.g. cptp check --copy ~/alice -- node peer.js
@@ -63,7 +68,7 @@ Sandbox (every target of a class runs untrusted code on your machine):
                            read-only, only its own folder writable, your home, the
                            other submissions and the reports out of sight, as root a
                            network of its own; without bwrap it runs as is, and the
-                           report's first lines say so. bwrap: a sandbox or a usage
+                           report's second line says so. bwrap: a sandbox or a usage
                            error. none: no sandbox. e.g. --sandbox bwrap
         --max-processes N  processes and threads of one target at once (default 64)
         --max-memory MB    memory of one target (default 512)

@@ -3,7 +3,7 @@
 //! Rules are independent (each starts its own target), so a check takes about as long as
 //! its slowest rules rather than their sum. A rule that depends on gates (`Rule::after`)
 //! starts only once they have finished; when one of them failed, the rule is not run but
-//! reported BLOCKED by it, so a report names a root cause once instead of fourteen times.
+//! reported BLOCKED by it, so a report names a root cause once instead of a dozen times.
 //! A rule that overruns its limit FAILs, and the process groups it started are killed,
 //! which ends its blocked I/O; its thread is left to finish on its own.
 
@@ -269,8 +269,7 @@ fn run_one(check: &Check, rule: &'static Rule, points: f64) -> RuleResult {
         check.scale,
         Arc::clone(&check.grounds),
     );
-    let (log, groups) = (Arc::clone(&ctx.log), Arc::clone(&ctx.groups));
-    let limits_hit = Arc::clone(&ctx.limits_hit);
+    let ledger = ctx.ledger.clone();
     // A sandboxed target gets a network of its own (as root): the rule's thread enters it
     // first, so that the fakes it starts, the joins it makes and the target it starts all
     // live there, and nothing else does.
@@ -303,7 +302,7 @@ fn run_one(check: &Check, rule: &'static Rule, points: f64) -> RuleResult {
     let verdict = match rx.recv_timeout(limit) {
         Ok(verdict) => verdict,
         Err(RecvTimeoutError::Timeout) => {
-            for pgid in lock(&groups).drain(..) {
+            for pgid in lock(&ledger.groups).drain(..) {
                 cleanup::kill_group(pgid);
             }
             // With its targets gone the rule's waits end soon: give it a moment to hand
@@ -321,8 +320,8 @@ fn run_one(check: &Check, rule: &'static Rule, points: f64) -> RuleResult {
             "a bug in cptp check, not in the target: please report it",
         ),
     };
-    let evidence = lock(&log).clone();
-    let verdict = match lock(&limits_hit).first() {
+    let evidence = lock(&ledger.log).clone();
+    let verdict = match lock(&ledger.limits_hit).first() {
         Some(hit) => {
             let mut stopped = Verdict::fail(
                 verdict.expected.clone(),

@@ -177,6 +177,16 @@ impl Default for Scratches {
     }
 }
 
+/// What a rule keeps of the targets it starts: their output for its evidence, the limits
+/// of the sandbox that stopped them, and the process groups still running (to kill if the
+/// rule runs out of time). Clones share the same records.
+#[derive(Clone, Default)]
+pub struct Ledger {
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub limits_hit: Arc<Mutex<Vec<String>>>,
+    pub groups: Arc<Mutex<Vec<i32>>>,
+}
+
 /// Why a target has no address to join.
 #[derive(Debug, Clone)]
 pub enum NoAddress {
@@ -234,23 +244,19 @@ pub struct Target {
     pending: Vec<String>,
     /// Every stdout line read so far, in order.
     seen: Vec<String>,
-    /// Evidence of the rule, which receives this target's output when it ends.
-    log: Arc<Mutex<Vec<String>>>,
-    /// The limits of its sandbox that stopped the rule's targets.
-    limits: Arc<Mutex<Vec<String>>>,
+    /// What the rule keeps of its targets.
+    ledger: Ledger,
     node: bool,
 }
 
 impl Target {
-    /// Starts the target for `spec` in a new scratch folder.
-    /// Starts the target for `spec` in a new scratch folder, confined as `grounds` say. `log`
-    /// receives its output when it ends, and `limits` the limit that stopped it, if one did.
+    /// Starts the target for `spec` in a new scratch folder, confined as `grounds` say; the
+    /// `ledger` receives its output when it ends, and the limit that stopped it, if one did.
     pub fn start(
         launcher: &Launcher,
         spec: Spec,
         grounds: &Grounds,
-        log: Arc<Mutex<Vec<String>>>,
-        limits: Arc<Mutex<Vec<String>>>,
+        ledger: &Ledger,
     ) -> io::Result<Target> {
         let scratch = grounds.scratches.next();
         let folder = scratch.join(spec.folder());
@@ -304,8 +310,7 @@ impl Target {
             claim: None,
             pending: Vec::new(),
             seen: Vec::new(),
-            log,
-            limits,
+            ledger: ledger.clone(),
             node: launcher.is_node(),
         })
     }
@@ -523,16 +528,22 @@ impl Target {
     }
 
     /// Of several listening sockets, the one that answers a silent join with a cPTP
-    /// header; the first if none does (or there is only one).
+    /// header; the first if none does (or there is only one). That join is a real one: the
+    /// peer lists it until it sees it leave, so it is given a moment to, and the evidence
+    /// says so.
     fn choose(&self, listening: &[SocketAddrV4]) -> SocketAddrV4 {
         if let [only] = listening {
             return *only;
         }
-        listening
-            .iter()
-            .find(|addr| answers_cptp(**addr))
-            .unwrap_or(&listening[0])
-            .to_owned()
+        let Some(found) = listening.iter().find(|addr| answers_cptp(**addr)) else {
+            return listening[0];
+        };
+        lock(&self.ledger.log).push(format!(
+            "it listens on {} sockets and no line names one: cptp joined {found} once, which answered with cPTP",
+            listening.len()
+        ));
+        thread::sleep(Duration::from_millis(300));
+        *found
     }
 }
 
@@ -541,7 +552,11 @@ impl Drop for Target {
         if let Running::Process(p) = &mut self.running
             && let Some(hit) = p.limit_hit()
         {
-            lock(&self.limits).push(format!("{} {hit}", self.spec.folder()));
+            lock(&self.ledger.limits_hit).push(format!("{} {hit}", self.spec.folder()));
+        }
+        // Once it is reaped its group's ID may be another's: forget it first.
+        if let Some(group) = self.group() {
+            lock(&self.ledger.groups).retain(|g| *g != group);
         }
         match &mut self.running {
             Running::Process(p) => p.kill(),
@@ -556,7 +571,7 @@ impl Drop for Target {
         };
         self.seen.extend(rest);
         let stderr = self.stderr();
-        let mut log = lock(&self.log);
+        let mut log = lock(&self.ledger.log);
         for (name, lines) in [("stdout", &self.seen), ("stderr", &stderr)] {
             if lines.is_empty() && name == "stderr" {
                 continue;
@@ -580,8 +595,8 @@ impl Drop for Target {
     }
 }
 
-/// True when `a` and `b` have the same port and `b`'s address reaches `a` (a listener on
-/// every address is shown as 127.0.0.1; a line may name the machine's address).
+/// True when `a` and `b` have the same port: a listener on every address is shown as
+/// 127.0.0.1, and a line may name the machine's address for it.
 fn same_port(a: &SocketAddrV4, b: &SocketAddrV4) -> bool {
     a.port() == b.port()
 }

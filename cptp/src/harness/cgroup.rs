@@ -4,11 +4,14 @@
 //! Linux has two layouts: cgroup v2, one tree (`/sys/fs/cgroup`, with `pids.max`,
 //! `memory.max`, `pids.events`, `memory.events`, `cgroup.kill`), and v1, one tree per
 //! controller (`/sys/fs/cgroup/pids`, `/sys/fs/cgroup/memory`, with `pids.max`,
-//! `memory.limit_in_bytes`, `pids.events`, `memory.oom_control`). Both are handled; the
-//! groups are made under the ones this process is in, as children, and removed when the
-//! [`Cgroup`] is dropped. Making them needs write access to the tree (root, as a rule):
+//! `memory.limit_in_bytes`, `pids.events`, `memory.oom_control`). Both are handled: with
+//! v1 the groups are made under the ones this process is in, as children; with v2 at the
+//! top of the tree, the only group that may hold processes and still hand controllers
+//! down. They are removed when the [`Cgroup`] is dropped. Making them needs write access
+//! to the tree (root, as a rule; inside a container often not even that):
 //! [`Cgroup::new`] says why not when it cannot.
 
+use super::cleanup;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -53,6 +56,7 @@ impl Cgroup {
         for dir in &group.dirs {
             fs::create_dir(dir)
                 .map_err(|e| format!("cannot make the cgroup {}: {e}", dir.display()))?;
+            cleanup::add_cgroup(dir.clone());
         }
         let set = |file: PathBuf, value: String| {
             fs::write(&file, value).map_err(|e| format!("cannot write {}: {e}", file.display()))
@@ -165,6 +169,7 @@ impl Drop for Cgroup {
                 }
                 thread::sleep(Duration::from_millis(10));
             }
+            cleanup::forget_cgroup(dir);
         }
     }
 }
@@ -175,20 +180,20 @@ fn layout() -> Result<Layout, String> {
         .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
     let root = Path::new("/sys/fs/cgroup");
     if root.join("cgroup.controllers").exists() {
-        let path = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .ok_or("no cgroup v2 entry in /proc/self/cgroup")?;
-        let base = root.join(path.trim_start_matches('/'));
-        let controllers =
-            fs::read_to_string(base.join("cgroup.subtree_control")).unwrap_or_default();
-        if !(controllers.contains("pids") && controllers.contains("memory")) {
-            return Err(format!(
-                "the cgroup {} does not hand the pids and memory controllers to its children",
-                base.display()
-            ));
+        // v2 lets a group hand controllers to its children only if no process is in it
+        // itself, the top of the tree excepted: the targets' groups are made at the top,
+        // which is given the pids and memory controllers for its children if it has not.
+        let control = root.join("cgroup.subtree_control");
+        let given = fs::read_to_string(&control).unwrap_or_default();
+        if !(given.contains("pids") && given.contains("memory")) {
+            fs::write(&control, "+pids +memory").map_err(|e| {
+                format!(
+                    "cgroup v2: cannot give the pids and memory controllers to the groups at {} ({e})",
+                    root.display()
+                )
+            })?;
         }
-        return Ok(Layout::Unified(base));
+        return Ok(Layout::Unified(root.to_path_buf()));
     }
     let of = |controller: &str| -> Result<PathBuf, String> {
         let path = own

@@ -32,6 +32,8 @@ pub fn signalled() -> Option<i32> {
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// Scratch folders that exist.
 static FOLDERS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Control groups of targets that exist (their directories).
+static CGROUPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Blocks the stop signals and starts the thread that waits for them. Call it before any
 /// other thread starts: threads inherit the blocked set. (Children do not: the standard
@@ -89,13 +91,43 @@ pub fn remove_folder(path: &Path) {
     lock(&FOLDERS).retain(|p| p != path);
 }
 
-/// Kills every registered group and removes every scratch folder.
+pub fn add_cgroup(dir: PathBuf) {
+    lock(&CGROUPS).push(dir);
+}
+
+/// Forgets a control group (its owner removed it).
+pub fn forget_cgroup(dir: &Path) {
+    lock(&CGROUPS).retain(|d| d != dir);
+}
+
+/// Kills every registered group, ends every process of every control group and removes
+/// it, and removes every scratch folder.
 pub fn end_everything() {
     let groups: HashSet<i32> = lock(&GROUPS).drain(..).collect();
     for pgid in groups {
         // SAFETY: as in kill_group.
         unsafe {
             libc::killpg(pgid, libc::SIGKILL);
+        }
+    }
+    let cgroups: Vec<PathBuf> = lock(&CGROUPS).drain(..).collect();
+    for dir in cgroups {
+        for _ in 0..20 {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            let pids: Vec<i32> = procs
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
+            for pid in &pids {
+                // SAFETY: kill only sends a signal, to a process of a target's group.
+                unsafe {
+                    libc::kill(*pid, libc::SIGKILL);
+                }
+            }
+            if std::fs::remove_dir(&dir).is_ok() || pids.is_empty() && !dir.exists() {
+                break;
+            }
+            thread::sleep(std::time::Duration::from_millis(10));
         }
     }
     let folders: Vec<PathBuf> = lock(&FOLDERS).drain(..).collect();

@@ -219,9 +219,14 @@ impl Joined {
         )
     }
 
-    /// The connection alone, to close some other way (a reset) or keep.
+    /// The connection alone, to close some other way (a reset) or keep; what had already
+    /// arrived after the reply is drained first.
     pub fn into_stream(self) -> io::Result<TcpStream> {
-        self.stream.try_clone()
+        let stream = self.stream.try_clone()?;
+        drop(self);
+        // The drain made the shared connection non-blocking.
+        stream.set_nonblocking(false)?;
+        Ok(stream)
     }
 
     /// The connection, the reply and its bytes, apart (for tests). What followed the reply

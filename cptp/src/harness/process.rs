@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Bytes kept of one line; the rest of a longer line is dropped.
 pub const MAX_LINE: usize = 4096;
@@ -232,6 +232,8 @@ impl Start {
         Ok(Process {
             child,
             pgid,
+            reaped: false,
+            started_at: SystemTime::now(),
             confinement: self.confinement,
             folder: self.folder,
             stdout: self.stdout,
@@ -280,6 +282,10 @@ pub enum Next {
 pub struct Process {
     child: Child,
     pgid: i32,
+    /// The program has been reaped: its process ID is no longer its own.
+    reaped: bool,
+    /// When it started, by the clock files are stamped with.
+    started_at: SystemTime,
     /// The sandbox's limits and control group, if any.
     confinement: Confinement,
     folder: PathBuf,
@@ -489,15 +495,37 @@ impl Process {
 
     /// True while the program has not exited.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.exit_status().is_none()
     }
 
     /// How the program ended (`exit status: 1`, `signal: 9 (SIGKILL)`), once it has.
+    ///
+    /// It looks without reaping (`waitid` with `WNOWAIT`): until [`Process::kill`] reaps
+    /// it, the ended program keeps its process ID, so no other process can be given that
+    /// ID and then be signalled in its place.
     pub fn exit_status(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Some(status.to_string()),
-            _ => None,
+        if self.reaped {
+            return Some("it was ended".into());
         }
+        // SAFETY: waitid writes the siginfo given; WNOWAIT leaves the child a zombie.
+        let info = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            if libc::waitid(libc::P_PID, self.child.id(), &mut info, options) != 0 {
+                return None;
+            }
+            info
+        };
+        // SAFETY: the fields of a siginfo that waitid filled for a child.
+        let (pid, code, status) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
+        if pid == 0 {
+            return None;
+        }
+        Some(match code {
+            libc::CLD_EXITED => format!("exit status: {status}"),
+            libc::CLD_DUMPED => format!("signal: {status} ({}) (core dumped)", signal_name(status)),
+            _ => format!("signal: {status} ({})", signal_name(status)),
+        })
     }
 
     /// The TCP sockets the program's processes hold (its group and its descendants).
@@ -520,13 +548,23 @@ impl Process {
             .map(|c| c.hits())
             .unwrap_or_default();
         let status = self.exit_status();
-        limits.explain(hits, status.as_deref(), largest_file(&self.folder))
+        // The largest file it wrote, looked at only once it has ended: a file the
+        // submission came with is not one it wrote.
+        let written = match status {
+            Some(_) => largest_file(&self.folder, self.started_at),
+            None => 0,
+        };
+        limits.explain(hits, status.as_deref(), written)
     }
 
     /// Kills the whole process group (SIGKILL), whatever else the program started (the
     /// processes descended from it, and those of its control group), reaps the program,
     /// and waits a little for the last of what it printed to be read.
     pub fn kill(&mut self) {
+        // Once reaped, the program's ID may belong to another process: never signal again.
+        if self.reaped {
+            return;
+        }
         let family = procfs::family(self.child.id());
         cleanup::kill_group(self.pgid);
         for pid in family {
@@ -539,6 +577,7 @@ impl Process {
             cgroup.kill_all();
         }
         let _ = self.child.wait();
+        self.reaped = true;
         for (stream, output) in [(&self.out, self.stdout), (&self.err, self.stderr)] {
             if output == Capture::Lines {
                 stream.wait_closed(Duration::from_secs(2));
@@ -557,8 +596,28 @@ impl Drop for Process {
     }
 }
 
-/// The size of the largest file below `folder` (looking at 10,000 entries at most).
-fn largest_file(folder: &Path) -> u64 {
+/// The name the standard library shows for a signal.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => "a signal",
+    }
+}
+
+/// The size of the largest file below `folder` changed since `since` (looking at 10,000
+/// entries at most).
+fn largest_file(folder: &Path, since: SystemTime) -> u64 {
     let mut largest = 0;
     let mut folders = vec![folder.to_path_buf()];
     let mut looked = 0;
@@ -570,7 +629,8 @@ fn largest_file(folder: &Path) -> u64 {
             }
             match entry.metadata() {
                 Ok(m) if m.is_dir() => folders.push(entry.path()),
-                Ok(m) => largest = largest.max(m.len()),
+                Ok(m) if m.modified().is_ok_and(|t| t >= since) => largest = largest.max(m.len()),
+                Ok(_) => {}
                 Err(_) => {}
             }
         }
@@ -579,14 +639,17 @@ fn largest_file(folder: &Path) -> u64 {
 }
 
 /// Copies the contents of `from` into `to`: folders, regular files and symbolic links
-/// (recreated as links), at most 16 levels deep.
+/// (recreated as links). Deeper than 64 levels is an error (a loop, or no submission).
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     copy_level(from, to, 0)
 }
 
 fn copy_level(from: &Path, to: &Path, depth: usize) -> io::Result<()> {
-    if depth > 16 {
-        return Ok(());
+    if depth > 64 {
+        return Err(io::Error::other(format!(
+            "{} is more than 64 folders deep",
+            from.display()
+        )));
     }
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

@@ -114,15 +114,14 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     if !binary.is_file() {
         let cargo = option_env!("CARGO").unwrap_or("cargo");
         let mut build = Command::new(cargo);
-        build.args(["build", "--bin", name]);
+        // From the workspace's top, over all its packages: the binary may be another's.
+        build.args(["build", "--workspace", "--bin", name]);
         if profile_dir.file_name().is_some_and(|p| p == "release") {
             build.arg("--release");
         }
-        let out = run_bounded(
-            build.current_dir(env!("CARGO_MANIFEST_DIR")),
-            Duration::from_secs(600),
-        )
-        .unwrap_or_else(|e| panic!("cannot build {name}: {e}"));
+        let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = run_bounded(build.current_dir(top), Duration::from_secs(600))
+            .unwrap_or_else(|e| panic!("cannot build {name}: {e}"));
         assert!(
             out.status.success() && binary.is_file(),
             "cargo build --bin {name} did not make {}: {}",

@@ -211,8 +211,10 @@ impl Sandbox {
         };
         let mut args: Vec<String> = vec![bwrap.display().to_string()];
         let mut push = |words: &[&str]| args.extend(words.iter().map(|w| w.to_string()));
+        // A session of its own: it cannot type into the grader's terminal (TIOCSTI).
         push(&[
             "--die-with-parent",
+            "--new-session",
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
@@ -222,46 +224,45 @@ impl Sandbox {
         if unsafe { libc::geteuid() } == 0 {
             push(&["--cap-drop", "ALL"]);
         }
-        push(&[
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--tmpfs",
-            "/tmp",
-        ]);
-        let scratch_text = scratch.display().to_string();
+        push(&["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
+        // A read-only file system still lets a program connect to the Unix sockets on it:
+        // the places where running services keep theirs (D-Bus, systemd, docker, ssh
+        // agents: /run, /var/run) and other programs their files (/tmp, /var/tmp) are
+        // replaced, like the hidden folders, by empty ones; /tmp is the target's own.
         let base = scratch.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut read_only = Vec::new();
-        for dir in std::iter::once(&base).chain(&self.hidden) {
+        let mut concealed: Vec<PathBuf> = ["/tmp", "/var/tmp", "/run"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        concealed.push(base);
+        concealed.extend(self.hidden.iter().cloned());
+        let mut seen = Vec::new();
+        for dir in &concealed {
             let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-            if !dir.is_dir() || dir == Path::new("/") || dir == Path::new("/tmp") {
+            if !dir.is_dir() || dir == Path::new("/") || seen.contains(&dir) {
                 continue;
             }
-            let text = dir.display().to_string();
-            push(&["--tmpfs", &text]);
-            if !scratch.starts_with(&dir) {
-                read_only.push(text);
-            }
+            push(&["--tmpfs", &dir.display().to_string()]);
+            seen.push(dir);
         }
+        let scratch_text = scratch.display().to_string();
         push(&["--bind", &scratch_text, &scratch_text]);
-        // A program kept in a hidden folder (./target/release/peer in the grader's home, a
-        // node of nvm's) is shown again, read-only, with the folder it is installed in.
+        // A program kept in a concealed folder (./target/release/peer in the grader's home
+        // or under /tmp, a node of nvm's) is shown again, read-only, with the folder it is
+        // installed in.
         if let Some(found) = locate(program)
             && let Some(home) = found.parent().and_then(Path::parent)
-            && self
-                .hidden
+            && seen
                 .iter()
-                .any(|h| found.starts_with(h) && home != h.as_path())
+                .any(|dir| found.starts_with(dir) && home != dir.as_path())
         {
             let home = home.display().to_string();
             push(&["--ro-bind", &home, &home]);
         }
-        for dir in &read_only {
-            push(&["--remount-ro", dir]);
+        // Read-only, but for /tmp and the folders holding the scratch folder (a remount
+        // could take the scratch folder with it).
+        for dir in seen.iter().filter(|dir| !scratch.starts_with(dir)) {
+            push(&["--remount-ro", &dir.display().to_string()]);
         }
         push(&["--chdir", &folder.display().to_string(), "--"]);
         let cgroup = match &self.cgroups {

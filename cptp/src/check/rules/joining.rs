@@ -48,7 +48,7 @@ fn joined_once(ctx: &Ctx) -> Result<(Fake, Target, std::net::SocketAddrV4), Verd
 
 pub const TAKES_WELCOME: Rule = Rule {
     id: CLIENT_GATE,
-    requirement: "Started with -p, the peer takes a conforming Welcome: it says so ('Connected to peer ...') and keeps running",
+    requirement: "Started with -p, the peer takes a conforming Welcome: it says so (a line naming the peer that welcomed it) and keeps running",
     needs: Needs::Fresh,
     after: &[],
     limit: LONG,
@@ -68,7 +68,7 @@ fn takes_welcome(ctx: &Ctx) -> Verdict {
         short_hex(&Message::new(Kind::Welcome, "fakeA", vec![]).encode(), 16)
     );
     let within = ctx.time(LINES_WITHIN);
-    let took = |l: &str| begins_with(l, &["connected", "to", "peer"]);
+    let took = |l: &str| took_welcome(l, &a);
     let found = target.wait_for_line(within, took);
     ctx.note_fakes(&[&a]);
     if found.is_none() {
@@ -127,10 +127,15 @@ fn takes_welcome_with_newline(ctx: &Ctx) -> bool {
     let Ok((mut target, _)) = visited(ctx, &n) else {
         return false;
     };
-    let found = target.wait_for_line(ctx.time(LINES_WITHIN), |l| {
-        begins_with(l, &["connected", "to", "peer"])
-    });
+    let found = target.wait_for_line(ctx.time(LINES_WITHIN), |l| took_welcome(l, &n));
     found.is_some()
+}
+
+/// True for a line that says the Welcome of `fake` was taken, however it is worded: the
+/// line of PROTOCOL 6.2 as it begins, or any line naming the fake's ID, which only a peer
+/// that decoded the Welcome knows (only 6.2-welcome-lines judges the wording).
+fn took_welcome(line: &str, fake: &Fake) -> bool {
+    begins_with(line, &["connected", "to", "peer"]) || line.contains(&fake.id)
 }
 
 pub const JOIN_FROM_LISTENING_PORT: Rule = Rule {
@@ -234,9 +239,7 @@ fn counts_joined_peer(ctx: &Ctx) -> Verdict {
     let a = need!(ctx.fake("fakeA", Answer::Welcome));
     a.set_list(vec![]);
     let mut target = need!(ctx.start(Spec::joining("peer2", 1, a.addr)));
-    let took = target.wait_for_line(ctx.time(LINES_WITHIN), |l| {
-        begins_with(l, &["connected", "to", "peer"])
-    });
+    let took = target.wait_for_line(ctx.time(LINES_WITHIN), |l| took_welcome(l, &a));
     if took.is_none() {
         return Verdict::fail(
             "'Connected to peer fakeA:...' once joined",

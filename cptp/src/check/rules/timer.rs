@@ -157,12 +157,14 @@ fn timer_rate(ctx: &Ctx) -> Verdict {
                 f.set_list(vec![]);
             }
             ctx.note_fakes(&[&a, &b, &c]);
-            return Verdict::blocked(
-                "6.3-auto-join-two-levels",
-                &format!(
-                    "the target did not follow the Redirects to {} (the timer's rate is read after two of them)",
-                    fake.addr
+            return Verdict::fail(
+                format!(
+                    "a join to {} (listed by a Redirect held back {} s)",
+                    fake.addr,
+                    HOP.as_secs()
                 ),
+                format!("{}; stdout {}", fake.report(), target.shown()),
+                "the target did not follow the Redirects that lead to the Welcome the timer's rate is read from",
             );
         };
         match next {
