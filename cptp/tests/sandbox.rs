@@ -261,15 +261,7 @@ fn listen_on_host(net: &Net) -> (SocketAddrV4, Arc<AtomicUsize>) {
         };
         tx.send(addr).unwrap();
         listener.set_nonblocking(true).unwrap();
-        let until = Instant::now() + Duration::from_secs(600);
-        while Instant::now() < until {
-            match listener.accept() {
-                Ok(_) => {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-                Err(_) => thread::sleep(Duration::from_millis(20)),
-            }
-        }
+        count_accepted(&counter, || listener.accept().is_ok());
     });
     (
         rx.recv_timeout(Duration::from_secs(10))
@@ -290,18 +282,20 @@ fn service_socket() -> (PathBuf, Arc<AtomicUsize>) {
     listener.set_nonblocking(true).unwrap();
     let reached = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&reached);
-    thread::spawn(move || {
-        let until = Instant::now() + Duration::from_secs(600);
-        while Instant::now() < until {
-            match listener.accept() {
-                Ok(_) => {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-                Err(_) => thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    });
+    thread::spawn(move || count_accepted(&counter, || listener.accept().is_ok()));
     (path, reached)
+}
+
+/// Counts the connections `accept` (non-blocking) takes, for as long as the test may run.
+fn count_accepted(counter: &AtomicUsize, mut accept: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < until {
+        if accept() {
+            counter.fetch_add(1, Ordering::SeqCst);
+        } else {
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// Whether this machine can run the test: root, bwrap, node, ip.

@@ -169,6 +169,14 @@ fn closing(target: &mut Target) -> (Option<String>, Duration) {
 /// Waits up to `within` for a line matching `expected`, skipping others. The wait is
 /// bounded by time; the number of lines by what the target's output keeps.
 pub fn wait_for(target: &mut Target, expected: Expected<'_>, within: Duration) -> Found {
+    scan(target, expected, within, false)
+}
+
+/// Reads lines until one matches `expected`, stdout closes or `within` passes. Debug lines
+/// are set aside (as `between` when `next` asks for the very next contract line, else as
+/// `extra`); another contract line is skipped, or with `next` ends the wait, which then
+/// goes on to say whether the expected line came later.
+fn scan(target: &mut Target, expected: Expected<'_>, within: Duration, next: bool) -> Found {
     let deadline = Instant::now() + within;
     let (id, folder) = (target.spec.id.clone(), target.folder());
     let mut found = Found::nothing();
@@ -177,10 +185,10 @@ pub fn wait_for(target: &mut Target, expected: Expected<'_>, within: Duration) -
         let left = deadline.saturating_duration_since(Instant::now());
         let line = match target.next_line(left) {
             Next::Line(line) => line,
-            Next::Quiet => break,
+            Next::Quiet => return found,
             Next::Closed => {
                 found.closed = Some(closing(target));
-                break;
+                return found;
             }
         };
         found.looked_at.push(line.clone());
@@ -191,11 +199,27 @@ pub fn wait_for(target: &mut Target, expected: Expected<'_>, within: Duration) -
             found.number = number;
             return found;
         }
-        if !is_contract_line(&line) {
-            found.extra.push(line);
+        match (is_contract_line(&line), next) {
+            (false, false) => found.extra.push(line),
+            // A debug line inside an event: set aside, as debug lines are, but noted
+            // (PROTOCOL 7.2 writes an event in one piece).
+            (false, true) => found.between.push(line),
+            (true, false) => {}
+            (true, true) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let later = wait_for(target, expected, left);
+                found.instead = Some(match later.line {
+                    Some(_) => format!(
+                        "came {} line(s) later, after {:?} (PROTOCOL 6: these lines follow each other)",
+                        later.looked_at.len(),
+                        line
+                    ),
+                    None => format!("{line:?} came instead"),
+                });
+                return found;
+            }
         }
     }
-    found
 }
 
 /// The first lines of `lines`, quoted, and how many more there were.
@@ -273,11 +297,8 @@ pub fn expect_sequence(
     let mut why = Vec::new();
     for (i, expected) in lines.iter().enumerate() {
         let left = deadline.saturating_duration_since(Instant::now());
-        let found = if i == 0 {
-            wait_for(target, *expected, left)
-        } else {
-            next_must_match(target, *expected, left)
-        };
+        // The first line may come after others; each later one is the very next.
+        let found = scan(target, *expected, left, i > 0);
         let mut verdict = judge(&found, *expected, strict, left);
         if let (Status::Pass, Some(debug)) = (verdict.status, found.between.first()) {
             verdict = Verdict::tolerated(
@@ -313,51 +334,6 @@ pub fn expect_sequence(
     worst.actual = format!("{seen:?}");
     worst.reason = why.join("; ");
     (worst, number)
-}
-
-/// The very next line, which must match `expected`. When another line comes instead, the
-/// wait goes on (within the time) to say whether the expected line came later.
-fn next_must_match(target: &mut Target, expected: Expected<'_>, within: Duration) -> Found {
-    let deadline = Instant::now() + within;
-    let (id, folder) = (target.spec.id.clone(), target.folder());
-    let mut found = Found::nothing();
-    found.node = target.is_node();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = match target.next_line(left) {
-            Next::Line(line) => line,
-            Next::Quiet => return found,
-            Next::Closed => {
-                found.closed = Some(closing(target));
-                return found;
-            }
-        };
-        let (matched, number) = matches(expected, &line, &id, &folder);
-        found.looked_at.push(line.clone());
-        if matched != Match::No {
-            found.line = Some(line);
-            found.matched = matched;
-            found.number = number;
-            return found;
-        }
-        // A debug line inside an event: set aside, as debug lines are, but noted (PROTOCOL
-        // 7.2 writes an event in one piece).
-        if !is_contract_line(&line) {
-            found.between.push(line);
-            continue;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let later = wait_for(target, expected, left);
-        found.instead = Some(match later.line {
-            Some(_) => format!(
-                "came {} line(s) later, after {:?} (PROTOCOL 6: these lines follow each other)",
-                later.looked_at.len(),
-                line
-            ),
-            None => format!("{line:?} came instead"),
-        });
-        return found;
-    }
 }
 
 /// How `line` compares with `expected`, and the number at its end for a numbered line.
